@@ -1,0 +1,102 @@
+"""Application assembly: settings in, a running aiohttp app with REST, Socket.IO and the web client out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from matching.store.database import create_engine, session_factory
+from matching.store.matches import close_open_matches
+from matching.store.migrate import alembic_config
+from matching.store.types import utcnow
+from signaling.server import SignalingServer
+
+from .api import auth, health
+from .api.http import METRICS, TOKENS, request_context
+from .api.store import ENGINE, SESSIONS
+from .metrics import Metrics
+from .settings import Settings
+from .tokens import token_service
+
+log = structlog.get_logger("pairwire.app")
+
+SIGNALING: web.AppKey[SignalingServer] = web.AppKey("signaling", SignalingServer)
+DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class NotMigrated(RuntimeError):
+    """The database schema is behind the code; `pairwire migrate` brings it up."""
+
+
+def build_app(settings: Settings, *, db_schema: str | None = None) -> web.Application:
+    """The whole server as one aiohttp application (not started)."""
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    tokens = token_service(settings)
+    metrics = Metrics()
+    app[TOKENS] = tokens
+    app[METRICS] = metrics
+    engine = create_engine(settings.resolved_database_url, schema=db_schema)
+    app[ENGINE] = engine
+    app[SESSIONS] = session_factory(engine)
+
+    signaling = SignalingServer(
+        verify=tokens.verify,
+        on_refused=lambda code: metrics.socket_refusals.labels(code).inc(),
+    )
+    metrics.sockets_connected.set_function(lambda: signaling.connected)
+    signaling.attach(app)
+    app[SIGNALING] = signaling
+
+    auth.add_routes(app, guest_login=settings.guest_login)
+    health.add_routes(app)
+    _add_web_client(app, settings.web_dir or DEFAULT_WEB_DIR)
+
+    app.on_startup.append(_check_schema_and_recover)
+    app.on_shutdown.append(_close_open_work)
+    app.on_cleanup.append(_dispose_engine)
+    return app
+
+
+def _add_web_client(app: web.Application, web_dir: Path) -> None:
+    if not (web_dir / "index.html").exists():
+        log.warning("no web client", web_dir=str(web_dir))
+        return
+
+    async def index(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(web_dir / "index.html")
+
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", web_dir, follow_symlinks=False)
+
+
+async def _check_schema_and_recover(app: web.Application) -> None:
+    engine = app[ENGINE]
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    async with engine.connect() as conn:
+        current = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    if current != script.get_current_head():
+        raise NotMigrated(
+            f"the database is at revision {current or 'none'}, the code needs {script.get_current_head()}: "
+            "run `pairwire migrate` first"
+        )
+    # A previous run that died cannot have closed its matches: close them now, with an end time.
+    async with app[SESSIONS].begin() as session:
+        closed = await close_open_matches(session, now=utcnow())
+    if closed:
+        log.warning("closed matches left open by a previous run", count=closed)
+
+
+async def _close_open_work(app: web.Application) -> None:
+    # Tell clients first, so nobody keeps talking to a process that is going away.
+    await app[SIGNALING].close()
+    async with app[SESSIONS].begin() as session:
+        closed = await close_open_matches(session, now=utcnow())
+    log.info("shutdown: open matches closed", count=closed)
+
+
+async def _dispose_engine(app: web.Application) -> None:
+    await app[ENGINE].dispose()

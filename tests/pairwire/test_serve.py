@@ -1,0 +1,222 @@
+"""The `pairwire` command as an operator runs it: real processes, real signals, both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from matching.store import users
+from matching.store.database import create_engine, session_factory
+from matching.store.models import CallMode, Match, MatchStatus
+from matching.store.types import utcnow
+from tests.conftest import free_port
+
+PAIRWIRE = [sys.executable, "-m", "pairwire.cli"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRWIRE_")}
+    env.update({"PAIRWIRE_DATA_DIR": str(tmp_path / "data"), "PAIRWIRE_PORT": str(free_port()), **extra})
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(PAIRWIRE + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+async def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                async with http.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return await response.json()
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("server did not become healthy in time")
+
+
+class Server:
+    """A `pairwire serve` child process; only this test's own process is ever signalled."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['PAIRWIRE_PORT']}"
+        self.proc = subprocess.Popen(PAIRWIRE + ["serve"], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=5)
+        for stream in (server.proc.stdout, server.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """PAIRWIRE_DATABASE_URL for a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'moved.sqlite3'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = f"pw_serve_{secrets.token_hex(5)}"
+    admin = create_engine(base)
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        await admin.dispose()
+
+
+async def _open_match(url: str, *, started: bool) -> str:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine).begin() as s:
+            a = await users.create_user(s, display_name="A", now=utcnow())
+            b = await users.create_user(s, display_name="B", now=utcnow())
+            match = Match(user1_id=a.id, user2_id=b.id, mode=CallMode.VIDEO,
+                          status=MatchStatus.ACTIVE if started else MatchStatus.PENDING,
+                          started_at=utcnow() if started else None)
+            s.add(match)
+        return match.id
+    finally:
+        await engine.dispose()
+
+
+async def _read_match(url: str, match_id: str) -> Match:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            return (await s.execute(select(Match).where(Match.id == match_id))).scalar_one()
+    finally:
+        await engine.dispose()
+
+
+async def test_defaults_serve_health_and_sigterm_closes_open_matches(tmp_path: Path, servers: list[Server]) -> None:
+    env = _env(tmp_path)
+    migrated = _run(["migrate"], env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    db_file = tmp_path / "data" / "pairwire.sqlite3"
+    assert db_file.exists()
+    server = Server(env, tmp_path)
+    servers.append(server)
+    assert await _wait_healthy(server.url, server.proc) == {"status": "ok"}
+
+    url = f"sqlite+aiosqlite:///{db_file}"
+    match_id = await _open_match(url, started=True)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/healthz", headers={"X-Request-Id": "req-123"}) as r:
+            assert r.headers["X-Request-Id"] == "req-123"
+        async with http.get(f"{server.url}/") as r:
+            assert r.status == 200 and "Pairwire" in await r.text()
+        async with http.get(f"{server.url}/metrics") as r:
+            metrics = await r.text()
+    assert 'pairwire_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    assert "pairwire_sockets_connected 0.0" in metrics
+
+    assert server.stop(signal.SIGTERM) == 0
+    closed = await _read_match(url, match_id)
+    assert closed.status is MatchStatus.ENDED
+    assert closed.ended_at is not None and closed.duration is not None
+    logs = server.proc.stderr.read() if server.proc.stderr else ""
+    assert '"request_id": "req-123"' in logs
+
+
+async def test_port_and_database_url_move_it(tmp_path: Path, database_url: str, servers: list[Server]) -> None:
+    env = _env(tmp_path, PAIRWIRE_DATABASE_URL=database_url)
+    assert _run(["migrate"], env, tmp_path).returncode == 0
+    server = Server(env, tmp_path)
+    servers.append(server)
+    await _wait_healthy(server.url, server.proc)
+    assert not (tmp_path / "data" / "pairwire.sqlite3").exists()
+    # A server killed outright cannot close its matches; the next start does, with an end time.
+    match_id = await _open_match(database_url, started=False)
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert (await _read_match(database_url, match_id)).status is MatchStatus.PENDING
+    again = Server(env, tmp_path)
+    servers.append(again)
+    await _wait_healthy(again.url, again.proc)
+    reopened = await _read_match(database_url, match_id)
+    assert reopened.status is MatchStatus.ENDED and reopened.ended_at is not None and reopened.duration is None
+    assert again.stop() == 0
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = _run(["serve"], _env(tmp_path), tmp_path)
+    assert result.returncode == 3
+    assert "pairwire migrate" in result.stderr
+
+
+def test_bad_configuration_is_named(tmp_path: Path) -> None:
+    result = _run(["serve"], _env(tmp_path, PAIRWIRE_PORT="http"), tmp_path)
+    assert result.returncode == 2
+    assert "PAIRWIRE_PORT" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["migrate", "--help"], ["token", "--help"]])
+def test_help_describes_each_command(tmp_path: Path, args: list[str]) -> None:
+    result = _run(args, _env(tmp_path), tmp_path)
+    assert result.returncode == 0
+    assert "usage: pairwire" in result.stdout
+    assert len(result.stdout.splitlines()) > 4
+
+
+async def test_token_command_mints_an_operator_token_the_server_accepts(tmp_path: Path, servers: list[Server]) -> None:
+    env = _env(tmp_path)
+    assert _run(["migrate"], env, tmp_path).returncode == 0
+    minted = _run(["token", "--user", "mod-1", "--role", "moderator", "--name", "Mo"], env, tmp_path)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    server = Server(env, tmp_path)
+    servers.append(server)
+    await _wait_healthy(server.url, server.proc)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{server.url}/api/auth/me") as r:
+            body = await r.json()
+    assert body["user"]["id"] == "mod-1" and body["user"]["role"] == "moderator"
+    # The key was generated once and kept: a restart accepts the same token.
+    assert server.stop() == 0
+    restarted = Server(env, tmp_path)
+    servers.append(restarted)
+    await _wait_healthy(restarted.url, restarted.proc)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(f"{restarted.url}/api/auth/me") as r:
+            assert r.status == 200
+    assert restarted.stop() == 0
