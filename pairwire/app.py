@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import structlog
@@ -9,10 +10,17 @@ from aiohttp import web
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from matching.calls import CallService, CallSettings
+from matching.clock import Clock, SystemClock
+from matching.ice import IceConfig
+from matching.policy import WaitingPool
+from matching.queue import LocalQueue
+from matching.store.activity import mark_all_offline
 from matching.store.database import create_engine, session_factory
 from matching.store.matches import close_open_matches
 from matching.store.migrate import alembic_config
 from matching.store.types import utcnow
+from signaling.handlers import CallHandlers, SocketNotifier
 from signaling.server import SignalingServer
 
 from .api import auth, health
@@ -25,6 +33,9 @@ from .tokens import token_service
 log = structlog.get_logger("pairwire.app")
 
 SIGNALING: web.AppKey[SignalingServer] = web.AppKey("signaling", SignalingServer)
+CALLS: web.AppKey[CallService] = web.AppKey("calls", CallService)
+HANDLERS: web.AppKey[CallHandlers] = web.AppKey("handlers", CallHandlers)
+HEARTBEAT: web.AppKey[asyncio.Task[None]] = web.AppKey("heartbeat", asyncio.Task)
 DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -32,7 +43,7 @@ class NotMigrated(RuntimeError):
     """The database schema is behind the code; `pairwire migrate` brings it up."""
 
 
-def build_app(settings: Settings, *, db_schema: str | None = None) -> web.Application:
+def build_app(settings: Settings, *, db_schema: str | None = None, clock: Clock | None = None) -> web.Application:
     """The whole server as one aiohttp application (not started)."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     tokens = token_service(settings)
@@ -50,12 +61,32 @@ def build_app(settings: Settings, *, db_schema: str | None = None) -> web.Applic
     metrics.sockets_connected.set_function(lambda: signaling.connected)
     signaling.attach(app)
     app[SIGNALING] = signaling
+    calls = CallService(
+        db=app[SESSIONS],
+        notifier=SocketNotifier(signaling),
+        clock=clock or SystemClock(),
+        settings=CallSettings(
+            join_timeout=settings.join_timeout_seconds,
+            disconnect_grace=settings.disconnect_grace_seconds,
+            chat_rate=settings.chat_rate,
+            ice=IceConfig(tuple(settings.ice_servers), settings.turn_secret, settings.turn_ttl_seconds),
+        ),
+        queue=LocalQueue(WaitingPool(fallback_after=settings.match_fallback_seconds)),
+    )
+    app[CALLS] = calls
+    app[HANDLERS] = CallHandlers(signaling, calls)
+    heartbeat_seconds = settings.heartbeat_seconds
 
     auth.add_routes(app, guest_login=settings.guest_login)
     health.add_routes(app)
     _add_web_client(app, settings.web_dir or DEFAULT_WEB_DIR)
 
     app.on_startup.append(_check_schema_and_recover)
+
+    async def start_heartbeat(app: web.Application) -> None:
+        app[HEARTBEAT] = asyncio.get_running_loop().create_task(app[HANDLERS].heartbeat_forever(heartbeat_seconds))
+
+    app.on_startup.append(start_heartbeat)
     app.on_shutdown.append(_close_open_work)
     app.on_cleanup.append(_dispose_engine)
     return app
@@ -86,15 +117,19 @@ async def _check_schema_and_recover(app: web.Application) -> None:
     # A previous run that died cannot have closed its matches: close them now, with an end time.
     async with app[SESSIONS].begin() as session:
         closed = await close_open_matches(session, now=utcnow())
+        await mark_all_offline(session, utcnow())
     if closed:
         log.warning("closed matches left open by a previous run", count=closed)
 
 
 async def _close_open_work(app: web.Application) -> None:
+    app[HEARTBEAT].cancel()
     # Tell clients first, so nobody keeps talking to a process that is going away.
     await app[SIGNALING].close()
+    await app[CALLS].close()
     async with app[SESSIONS].begin() as session:
         closed = await close_open_matches(session, now=utcnow())
+        await mark_all_offline(session, utcnow())
     log.info("shutdown: open matches closed", count=closed)
 
 

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # STUN/TURN handed to peers in match:found; empty by default so nothing off-machine is named.
     ice_servers: Annotated[list[str], NoDecode] = []
+    # With a TURN shared secret, TURN credentials are minted per user (TURN REST scheme).
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = Field(3600, ge=60)
+    match_fallback_seconds: float = Field(30.0, ge=0)
+    join_timeout_seconds: float = Field(30.0, gt=0)
+    disconnect_grace_seconds: float = Field(15.0, ge=0)
+    heartbeat_seconds: float = Field(30.0, gt=0)
+    chat_rate: str = "20/10 seconds"
     shutdown_timeout: float = Field(10.0, ge=0)
 
     @field_validator("log_level")
@@ -54,6 +62,25 @@ class Settings(BaseSettings):
         AnyUrl(value)  # raises on something that is not a URL at all
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("chat_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        import limits
+
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate like '20/10 seconds': {exc}") from None
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
         return value
 
     @field_validator("ice_servers", mode="before")

@@ -6,7 +6,8 @@ between server processes (queue, matches) never lives here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -48,6 +49,11 @@ class SignalingServer:
             engineio_logger=False,
         )
         self.connected = 0
+        # Set by the handlers that need to know when a user arrives or goes. on_connect runs
+        # before the client is told it is connected (no emits there); on_ready after.
+        self.on_connect: Callable[[str, Identity], Awaitable[None]] | None = None
+        self.on_ready: Callable[[str, Identity], Awaitable[None]] | None = None
+        self.on_disconnected: Callable[[str, Identity], Awaitable[None]] | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
 
@@ -72,9 +78,32 @@ class SignalingServer:
         await self.sio.enter_room(sid, user_room(who.user_id))
         self.connected += 1
         log.info("socket connected", user_id=who.user_id, role=who.role.value)
+        if self.on_connect is not None:
+            await self.on_connect(sid, who)
+        if self.on_ready is not None:
+            # Events emitted before python-socketio has sent CONNECT would reach a client that
+            # does not yet listen: what emits runs once the socket is connected.
+            self.sio.start_background_task(self._when_ready, sid, who)
+
+    async def _when_ready(self, sid: str, who: Identity) -> None:
+        for attempt in range(200):
+            if self.sio.manager.is_connected(sid, "/"):
+                break
+            await asyncio.sleep(0 if attempt < 20 else 0.005)
+        else:
+            return
+        assert self.on_ready is not None
+        try:
+            await self.on_ready(sid, who)
+        except Exception:
+            log.exception("arrival failed", user_id=who.user_id)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.connected -= 1
+        session = await self.sio.get_session(sid)
+        who = session.get("identity")
+        if who is not None and self.on_disconnected is not None:
+            await self.on_disconnected(sid, who)
 
     async def close(self) -> None:
         """Disconnect every socket of this process and stop Socket.IO's background tasks."""

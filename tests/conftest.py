@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from matching.clock import Clock
 from matching.store.database import create_engine
 from matching.store.migrate import upgrade
 from pairwire.app import build_app
@@ -131,7 +132,15 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-async def server(db: Database, tmp_path: Path, settings_overrides: dict[str, object]) -> AsyncIterator[RunningServer]:
+def clock() -> Clock | None:
+    """Override with a ManualClock to drive the server's timeouts without sleeping."""
+    return None
+
+
+@pytest.fixture
+async def server(
+    db: Database, tmp_path: Path, settings_overrides: dict[str, object], clock: Clock | None
+) -> AsyncIterator[RunningServer]:
     """The real application on 127.0.0.1 with a free port, over the `db` database."""
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -140,7 +149,7 @@ async def server(db: Database, tmp_path: Path, settings_overrides: dict[str, obj
         log_json=True,
         **settings_overrides,
     )
-    app = build_app(settings, db_schema=db.schema)
+    app = build_app(settings, db_schema=db.schema, clock=clock)
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

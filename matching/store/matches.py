@@ -4,12 +4,106 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Match, MatchStatus
+from matching.lifecycle import OPEN, MatchState, duration_seconds
 
-OPEN_STATUSES = (MatchStatus.PENDING, MatchStatus.ACTIVE)
+from .models import CallMode, Match, MatchStatus
+
+OPEN_STATUSES = tuple(OPEN)
+
+
+def to_state(row: Match) -> MatchState:
+    """The lifecycle's view of a stored match."""
+    return MatchState(
+        id=row.id,
+        user1_id=row.user1_id,
+        user2_id=row.user2_id,
+        mode=row.mode.value,
+        status=row.status,
+        matched_at=row.matched_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        duration=row.duration,
+        ended_by=row.ended_by,
+        user1_joined_at=row.user1_joined_at,
+        user2_joined_at=row.user2_joined_at,
+        room_id=row.room_id,
+        matched_topics=tuple(row.matched_topics),
+    )
+
+
+async def create_match(
+    session: AsyncSession,
+    *,
+    match_id: str,
+    user1_id: str,
+    user2_id: str,
+    user1_session_id: str | None,
+    user2_session_id: str | None,
+    mode: CallMode,
+    matched_topics: list[str],
+    room_id: str,
+    now: datetime,
+) -> MatchState:
+    """Insert a PENDING match found at `now`."""
+    row = Match(
+        id=match_id, user1_id=user1_id, user2_id=user2_id, user1_session_id=user1_session_id,
+        user2_session_id=user2_session_id, mode=mode, status=MatchStatus.PENDING, matched_at=now,
+        room_id=room_id, matched_topics=matched_topics, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return to_state(row)
+
+
+async def load(session: AsyncSession, match_id: str) -> MatchState | None:
+    """The match with `match_id`, or None."""
+    row = await session.get(Match, match_id, populate_existing=True)
+    return None if row is None else to_state(row)
+
+
+async def open_match_for(session: AsyncSession, user_id: str) -> MatchState | None:
+    """The user's open (PENDING or ACTIVE) match, newest first, or None."""
+    query = (
+        select(Match)
+        .where(or_(Match.user1_id == user_id, Match.user2_id == user_id), Match.status.in_(OPEN_STATUSES))
+        .order_by(Match.matched_at.desc())
+        .limit(1)
+    )
+    row = (await session.execute(query)).scalar_one_or_none()
+    return None if row is None else to_state(row)
+
+
+async def compare_and_set(session: AsyncSession, before: MatchState, after: MatchState, now: datetime) -> bool:
+    """Store `after` only if the record still is `before` in every field a transition changes."""
+    query = (
+        update(Match)
+        .where(
+            Match.id == before.id,
+            Match.status == before.status,
+            _same(Match.user1_joined_at, before.user1_joined_at),
+            _same(Match.user2_joined_at, before.user2_joined_at),
+        )
+        .values(
+            status=after.status,
+            started_at=after.started_at,
+            ended_at=after.ended_at,
+            duration=after.duration,
+            ended_by=after.ended_by,
+            user1_joined_at=after.user1_joined_at,
+            user2_joined_at=after.user2_joined_at,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(query)
+    return result.rowcount == 1
+
+
+def _same(column, value):  # type: ignore[no-untyped-def]
+    return column.is_(None) if value is None else column == value
 
 
 async def close_open_matches(session: AsyncSession, *, now: datetime) -> int:
@@ -23,13 +117,6 @@ async def close_open_matches(session: AsyncSession, *, now: datetime) -> int:
         match.status = MatchStatus.ENDED
         match.ended_at = now
         match.updated_at = now
-        match.duration = call_duration(match.started_at, now)
+        match.duration = duration_seconds(match.started_at, now)
     await session.flush()
     return len(matches)
-
-
-def call_duration(started_at: datetime | None, ended_at: datetime) -> int | None:
-    """Whole seconds from start to end; None if the call never started."""
-    if started_at is None:
-        return None
-    return max(0, int((ended_at - started_at).total_seconds()))

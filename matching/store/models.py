@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from matching.lifecycle import Status as MatchStatus
+
 from .types import EmptyList, JSONValue, StringList, UTCDateTime, utcnow
 
 # Prisma's default constraint names, so both sides agree without per-column names.
@@ -66,14 +68,6 @@ class CallMode(enum.Enum):
     TEXT = "TEXT"
 
 
-class MatchStatus(enum.Enum):
-    PENDING = "PENDING"
-    ACTIVE = "ACTIVE"
-    ENDED = "ENDED"
-    SKIPPED = "SKIPPED"
-    TIMEOUT = "TIMEOUT"
-
-
 class MediaRoute(enum.Enum):
     DIRECT = "DIRECT"
     RELAY = "RELAY"
@@ -96,9 +90,9 @@ class FlagStatus(enum.Enum):
     DISMISSED = "DISMISSED"
 
 
-def _enum(cls: type[enum.Enum]) -> SAEnum:
+def _enum(cls: type[enum.Enum], name: str | None = None) -> SAEnum:
     # A native enum type named like the Prisma enum on PostgreSQL; plain text on SQLite.
-    return SAEnum(cls, name=cls.__name__, values_callable=lambda e: [m.value for m in e])
+    return SAEnum(cls, name=name or cls.__name__, values_callable=lambda e: [m.value for m in e])
 
 
 def _id() -> Any:
@@ -183,7 +177,7 @@ class Match(Base):
     user2_session_id: Mapped[str | None] = mapped_column("user2SessionId", Text, nullable=True)
     mode: Mapped[CallMode] = mapped_column("mode", _enum(CallMode), nullable=False)
     status: Mapped[MatchStatus] = mapped_column(
-        "status", _enum(MatchStatus), nullable=False, default=MatchStatus.PENDING, server_default=text("'PENDING'")
+        "status", _enum(MatchStatus, "MatchStatus"), nullable=False, default=MatchStatus.PENDING, server_default=text("'PENDING'")
     )
     media: Mapped[MediaRoute] = mapped_column(
         "media", _enum(MediaRoute), nullable=False, default=MediaRoute.DIRECT, server_default=text("'DIRECT'")

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from matching.identity import Role
 from matching.store import users
 from matching.store.database import session_factory
-from matching.store.matches import call_duration, close_open_matches
+from matching.lifecycle import duration_seconds
+from matching.store.matches import close_open_matches
 from matching.store.models import (
     Block,
     CallMode,
@@ -108,12 +109,6 @@ async def test_close_open_matches_sets_end_time_and_duration(db) -> None:  # typ
     assert rows["r1"].ended_by is None
     async with sessions.begin() as s:
         assert await close_open_matches(s, now=end) == 0
-
-
-def test_call_duration_whole_seconds() -> None:
-    assert call_duration(None, T0) is None
-    assert call_duration(T0, T0 + timedelta(seconds=59, milliseconds=999)) == 59
-    assert call_duration(T0 + timedelta(seconds=1), T0) == 0
 
 
 async def test_room_id_is_unique(db) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,461 @@
+"""The call service: queue, sessions, matches, signalling relay, chat and presence.
+
+Socket.IO handlers and REST routes both call this; it never imports them. It talks to people
+through a `Notifier` (emit an event to a user) and keeps time with an injected `Clock`.
+
+Ordering: every queue decision (join, leave, pairing, the fallback sweep) runs under one
+lock, and a pairing's `match:found` is handed to the notifier before the lock is released.
+So whatever the server decided for a user before answering that user's request is sent
+before the answer (the contract's delivery order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import limits
+import structlog
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .clock import Clock, Timer, iso
+from .errors import Conflict, Invalid, NotFound, RateLimited, TooLarge
+from .ice import IceConfig, ice_servers_for
+from .identity import Identity
+from .lifecycle import MatchState, Status, end, join, require_open
+from .policy import Mode, Waiting
+from .profile import normalize_topics, seniority_rank
+from .queue import Claimed, LocalQueue, MatchQueue, Ticket
+from .store import activity, chat, matches, sessions, users
+from .store.models import ActivityStatus, CallMode, new_id
+
+log = structlog.get_logger("pairwire.calls")
+
+EXHAUSTED_MESSAGE = "No new matches available. Start a new session to match with more users."
+SIGNAL_KINDS = frozenset({"offer", "answer", "candidate"})
+
+
+class Notifier(Protocol):
+    """Delivers a server event to every connection of one user."""
+
+    async def send(self, user_id: str, event: str, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """The service's limits and timeouts (seconds)."""
+
+    join_timeout: float = 30.0
+    disconnect_grace: float = 15.0
+    chat_max_chars: int = 2000
+    chat_rate: str = "20/10 seconds"
+    ice: IceConfig = field(default_factory=IceConfig)
+
+
+def _db_mode(mode: Mode) -> CallMode:
+    return CallMode.VIDEO if mode is Mode.VIDEO else CallMode.TEXT
+
+
+class CallService:
+    """Everything a user does between pressing Start and leaving the site."""
+
+    def __init__(
+        self,
+        *,
+        db: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        clock: Clock,
+        settings: CallSettings | None = None,
+        queue: MatchQueue | None = None,
+    ) -> None:
+        self._db = db
+        self._notify = notifier
+        self._clock = clock
+        self.settings = settings or CallSettings()
+        self._queue: MatchQueue = queue or LocalQueue()
+        self._lock = asyncio.Lock()
+        # A cache of open matches for the relay's hot path; the store stays the truth.
+        self._open: dict[str, MatchState] = {}
+        self._join_timers: dict[str, Timer] = {}
+        self._grace_timers: dict[str, Timer] = {}
+        self._fallback_timer: Timer | None = None
+        self._fallback_at: float | None = None
+        self._chat_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._chat_rate = limits.parse(self.settings.chat_rate)
+
+    # ------------------------------------------------------------------ presence
+
+    async def connected(self, who: Identity) -> None:
+        """A connection of `who` is up: the grace period (if any) stops, and the user is ONLINE."""
+        grace = self._grace_timers.pop(who.user_id, None)
+        if grace is not None:
+            grace.cancel()
+        now = self._clock.now()
+        async with self._db.begin() as s:
+            await users.ensure_user(
+                s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now
+            )
+            current = await activity.current_row(s, who.user_id)
+            if current is None or current.status is ActivityStatus.OFFLINE:
+                await activity.record_status(s, who.user_id, ActivityStatus.ONLINE, now)
+
+    async def resume(self, who: Identity) -> None:
+        """Offer a match still open to a returning user again; both sides rebuild their peer connection."""
+        async with self._db() as s:
+            open_match = await matches.open_match_for(s, who.user_id)
+        if open_match is not None:
+            # Both sides rebuild their peer connection for the same match.
+            self._open[open_match.id] = open_match
+            await self._announce(open_match)
+
+    async def disconnected(self, who: Identity) -> None:
+        """The last connection of `who` dropped: leave the queue now, the match after the grace period."""
+        async with self._lock:
+            await self._queue.remove(who.user_id)
+        self._grace_timers[who.user_id] = self._clock.call_later(
+            self.settings.disconnect_grace, lambda: self._gone(who.user_id)
+        )
+
+    def in_grace(self, user_id: str) -> bool:
+        """True while a user who dropped can still come back to their match."""
+        return user_id in self._grace_timers
+
+    async def _gone(self, user_id: str) -> None:
+        self._grace_timers.pop(user_id, None)
+        now = self._clock.now()
+        async with self._db() as s:
+            open_match = await matches.open_match_for(s, user_id)
+        if open_match is not None:
+            try:
+                await self._end(open_match.id, user_id, Status.ENDED)
+            except (Conflict, NotFound):
+                pass
+        async with self._db.begin() as s:
+            await sessions.end_sessions(s, user_id, now)
+            await activity.record_status(s, user_id, ActivityStatus.OFFLINE, now)
+        log.info("user left after the grace period", user_id=user_id)
+
+    async def heartbeat(self, user_ids: list[str]) -> None:
+        """Keep `lastSeen` of connected users current."""
+        async with self._db.begin() as s:
+            await activity.heartbeat(s, user_ids, self._clock.now())
+
+    # ------------------------------------------------------------------ sessions
+
+    async def start_session(self, who: Identity) -> sessions.UserSession:
+        """Start a new matching session (ending the active one): everyone becomes new again."""
+        async with self._db.begin() as s:
+            return await sessions.start_session(s, who.user_id, self._clock.now())
+
+    async def end_session(self, who: Identity, session_id: str | None = None) -> bool:
+        """End the active session; the user leaves the queue too."""
+        async with self._lock:
+            await self._queue.remove(who.user_id)
+        async with self._db.begin() as s:
+            ended = await sessions.end_sessions(s, who.user_id, self._clock.now(), session_id)
+        return ended > 0
+
+    # --------------------------------------------------------------------- queue
+
+    async def join_queue(
+        self, who: Identity, mode: Mode, topics: list[str] | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Wait for a partner in `mode`; starts a session when none is active."""
+        now = self._clock.now()
+        async with self._db.begin() as s:
+            user = await users.ensure_user(
+                s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now
+            )
+            open_match = await matches.open_match_for(s, who.user_id)
+            if open_match is not None:
+                raise Conflict(f"you are in match {open_match.id}", matchId=open_match.id)
+            current = await sessions.active_session(s, who.user_id)
+            if session_id is not None and (current is None or current.session_id != session_id):
+                raise NotFound(f"no active session {session_id!r}; omit sessionId to start one")
+            if current is None:
+                current = await sessions.start_session(s, who.user_id, now)
+            excluded = await sessions.excluded_user_ids(s, who.user_id)
+            await activity.record_status(s, who.user_id, ActivityStatus.SEARCHING, now, _db_mode(mode))
+            wanted = normalize_topics(topics) if topics else list(user.topics)
+            entry = Waiting(
+                user_id=who.user_id,
+                mode=mode,
+                since=self._clock.monotonic(),
+                topics=frozenset(wanted),
+                seniority=seniority_rank(user.seniority),
+                met=frozenset(current.matched_user_ids),
+                excluded=frozenset(excluded),
+            )
+            ticket = Ticket(who.user_id, user.display_name, current.session_id, mode)
+            met_count = len(current.matched_user_ids)
+        async with self._lock:
+            position = await self._queue.add(entry, ticket)
+            claimed = await self._queue.claim(who.user_id, self._clock.monotonic())
+            if claimed is not None:
+                match_id = await self._open_match(claimed)
+                if match_id is not None:
+                    return {"sessionId": ticket.session_id, "queuePosition": 0,
+                            "previouslyMatchedCount": met_count, "matchId": match_id}
+                position = await self._queue.position(who.user_id) or position
+            excluded_count = await self._queue.exhausted(who.user_id)
+            if excluded_count is not None:
+                await self._notify.send(
+                    who.user_id, "queue:exhausted", {"message": EXHAUSTED_MESSAGE, "excludedCount": excluded_count}
+                )
+            await self._arm_fallback()
+        return {"sessionId": ticket.session_id, "queuePosition": position, "previouslyMatchedCount": met_count}
+
+    async def leave_queue(self, who: Identity) -> dict[str, Any]:
+        """Stop waiting; `conflict` with the matchId when a match was already made."""
+        async with self._lock:
+            ticket = await self._queue.remove(who.user_id)
+        if ticket is None:
+            async with self._db() as s:
+                open_match = await matches.open_match_for(s, who.user_id)
+            if open_match is not None:
+                raise Conflict(f"already matched: match {open_match.id}", matchId=open_match.id)
+            return {}
+        async with self._db.begin() as s:
+            await activity.record_status(s, who.user_id, ActivityStatus.ONLINE, self._clock.now())
+        return {}
+
+    async def queue_status(self, who: Identity) -> dict[str, Any]:
+        """Whether the user waits, where, and their open match if any."""
+        ticket = await self._queue.ticket(who.user_id)
+        async with self._db() as s:
+            open_match = await matches.open_match_for(s, who.user_id)
+            current = await sessions.active_session(s, who.user_id)
+        answer: dict[str, Any] = {
+            "inQueue": ticket is not None,
+            "previouslyMatchedUsers": list(current.matched_user_ids) if current else [],
+        }
+        if ticket is not None:
+            answer["queuePosition"] = await self._queue.position(who.user_id)
+        if current is not None:
+            answer["sessionId"] = current.session_id
+        if open_match is not None:
+            answer["matchId"] = open_match.id
+        return answer
+
+    async def _arm_fallback(self) -> None:
+        # One timer for the earliest moment the 30 s fallback could pair someone.
+        when = await self._queue.next_fallback_at()
+        if when is None or (self._fallback_at is not None and self._fallback_at <= when):
+            return
+        if self._fallback_timer is not None:
+            self._fallback_timer.cancel()
+        self._fallback_at = when
+        self._fallback_timer = self._clock.call_later(when - self._clock.monotonic(), self._sweep)
+
+    async def _sweep(self) -> None:
+        async with self._lock:
+            self._fallback_timer = None
+            self._fallback_at = None
+            for claimed in await self._queue.claim_all(self._clock.monotonic()):
+                await self._open_match(claimed)
+            await self._arm_fallback()
+
+    async def _open_match(self, claimed: Claimed) -> str | None:
+        """Store a new match and tell both people; on a store failure they wait again. Under the lock."""
+        pairing, first, second = claimed.pairing, claimed.first, claimed.second
+        now = self._clock.now()
+        mode = _db_mode(first.mode)
+        try:
+            async with self._db.begin() as s:
+                state = await matches.create_match(
+                    s,
+                    match_id=new_id(),
+                    user1_id=first.user_id,
+                    user2_id=second.user_id,
+                    user1_session_id=first.session_id,
+                    user2_session_id=second.session_id,
+                    mode=mode,
+                    matched_topics=list(pairing.matched_topics),
+                    room_id=new_id(),
+                    now=now,
+                )
+                await sessions.record_met(s, first.session_id, second.user_id, now)
+                await sessions.record_met(s, second.session_id, first.user_id, now)
+                for ticket in (first, second):
+                    await activity.record_status(s, ticket.user_id, ActivityStatus.IN_CALL, now, mode)
+        except Exception:
+            log.exception("could not store a match; both wait again")
+            await self._queue.add(pairing.first, first)
+            await self._queue.add(pairing.second, second)
+            return None
+        self._open[state.id] = state
+        names = {first.user_id: first.display_name, second.user_id: second.display_name}
+        await self._announce(state, names)
+        self._join_timers[state.id] = self._clock.call_later(
+            self.settings.join_timeout, lambda: self._join_timeout(state.id)
+        )
+        log.info("match found", match_id=state.id, reason=pairing.reason, mode=mode.value)
+        return state.id
+
+    async def _announce(self, state: MatchState, names: dict[str, str] | None = None) -> None:
+        """Send `match:found` to both people (again, on a resume)."""
+        if names is None:
+            async with self._db() as s:
+                names = {}
+                for user_id in (state.user1_id, state.user2_id):
+                    user = await users.get_user(s, user_id)
+                    names[user_id] = user.display_name if user else user_id
+        for user_id in (state.user1_id, state.user2_id):
+            partner = state.partner_of(user_id)
+            await self._notify.send(user_id, "match:found", {
+                "matchId": state.id,
+                "roomId": state.room_id,
+                "mode": state.mode.lower(),
+                "initiator": user_id == state.user1_id,
+                "partner": {"id": partner, "displayName": names[partner]},
+                "matchedTopics": list(state.matched_topics),
+                "iceServers": ice_servers_for(self.settings.ice, user_id, time.time()),
+                "media": "direct",
+            })
+
+    # -------------------------------------------------------------------- matches
+
+    async def _load(self, match_id: str) -> MatchState:
+        cached = self._open.get(match_id)
+        if cached is not None:
+            return cached
+        async with self._db() as s:
+            state = await matches.load(s, match_id)
+        if state is None:
+            raise NotFound(f"no match {match_id!r}")
+        if state.is_open:
+            self._open[match_id] = state
+        return state
+
+    async def _transition(
+        self, match_id: str, change: Callable[[MatchState], MatchState]
+    ) -> tuple[MatchState, MatchState]:
+        """Apply `change` with compare-and-set, retrying when someone else changed the match first."""
+        for _ in range(5):
+            async with self._db() as s:
+                before = await matches.load(s, match_id)
+            if before is None:
+                raise NotFound(f"no match {match_id!r}")
+            after = change(before)
+            if after == before:
+                return before, after
+            async with self._db.begin() as s:
+                stored = await matches.compare_and_set(s, before, after, self._clock.now())
+            if stored:
+                if after.is_open:
+                    self._open[match_id] = after
+                else:
+                    self._open.pop(match_id, None)
+                return before, after
+        raise Conflict(f"match {match_id} is changing too fast; try again", matchId=match_id)
+
+    async def join_match(self, who: Identity, match_id: str) -> dict[str, Any]:
+        """Record this user's join; the second join starts the call."""
+        started: list[bool] = []
+
+        def apply(state: MatchState) -> MatchState:
+            new, did_start = join(state, who.user_id, self._clock.now())
+            started[:] = [did_start]
+            return new
+
+        _, after = await self._transition(match_id, apply)
+        if started and started[0]:
+            timer = self._join_timers.pop(match_id, None)
+            if timer is not None:
+                timer.cancel()
+            payload = {"matchId": match_id, "startedAt": iso(after.started_at)}
+            for user_id in (after.user1_id, after.user2_id):
+                await self._notify.send(user_id, "match:started", payload)
+        return {}
+
+    async def end_match(self, who: Identity, match_id: str, *, skip: bool = False) -> dict[str, Any]:
+        """End the match as ENDED (or SKIPPED); both people get `match:ended`."""
+        state = await self._load(match_id)
+        state.partner_of(who.user_id)  # not_found for strangers, before anything changes
+        await self._end(match_id, who.user_id, Status.SKIPPED if skip else Status.ENDED)
+        return {}
+
+    async def _end(self, match_id: str, ended_by: str | None, status: Status) -> MatchState:
+        now = self._clock.now()
+        _, after = await self._transition(match_id, lambda st: end(st, status=status, ended_by=ended_by, now=now))
+        timer = self._join_timers.pop(match_id, None)
+        if timer is not None:
+            timer.cancel()
+        async with self._db.begin() as s:
+            for user_id in (after.user1_id, after.user2_id):
+                await activity.record_status(s, user_id, ActivityStatus.ONLINE, now)
+        payload = {
+            "matchId": match_id,
+            "status": after.status.value,
+            "endedBy": after.ended_by,
+            "endedAt": iso(after.ended_at),
+            "duration": after.duration,
+        }
+        for user_id in (after.user1_id, after.user2_id):
+            await self._notify.send(user_id, "match:ended", payload)
+        return after
+
+    async def _join_timeout(self, match_id: str) -> None:
+        self._join_timers.pop(match_id, None)
+        try:
+            await self._end(match_id, None, Status.TIMEOUT)
+        except (Conflict, NotFound):
+            pass  # joined, ended or skipped meanwhile
+
+    # --------------------------------------------------------- relay and chat
+
+    async def relay_signal(self, who: Identity, match_id: str, kind: str, data: Any) -> dict[str, Any]:
+        """Pass offer/answer/candidate data, untouched, to the partner of an open match."""
+        if kind not in SIGNAL_KINDS:
+            raise Invalid("kind must be offer, answer or candidate")
+        state = await self._load(match_id)
+        partner = require_open(state, who.user_id)
+        await self._notify.send(partner, "signal", {"matchId": match_id, "from": who.user_id, "kind": kind, "data": data})
+        return {}
+
+    async def send_chat(self, who: Identity, match_id: str, text: str) -> dict[str, Any]:
+        """Store a chat message of an open match and deliver it to the partner."""
+        if len(text) > self.settings.chat_max_chars:
+            raise TooLarge(f"a chat message is at most {self.settings.chat_max_chars} characters")
+        if not text.strip():
+            raise Invalid("a chat message cannot be empty")
+        state = await self._load(match_id)
+        partner = require_open(state, who.user_id)
+        if not await self._chat_limiter.hit(self._chat_rate, who.user_id):
+            stats = await self._chat_limiter.get_window_stats(self._chat_rate, who.user_id)
+            retry = max(1, math.ceil(stats.reset_time - time.time()))
+            raise RateLimited(f"too many messages; try again in {retry} s", retry_after=retry)
+        async with self._db.begin() as s:
+            message = await chat.add_message(s, match_id=match_id, sender_id=who.user_id, text=text,
+                                             now=self._clock.now())
+        sent_at = iso(message.sent_at)
+        await self._notify.send(partner, "chat:message", {
+            "matchId": match_id, "id": message.id, "from": who.user_id, "text": text, "sentAt": sent_at,
+        })
+        return {"message": {"id": message.id, "sentAt": sent_at}}
+
+    async def typing(self, who: Identity, match_id: str, typing: bool) -> dict[str, Any]:
+        """Tell the partner whether this user is typing."""
+        state = await self._load(match_id)
+        partner = require_open(state, who.user_id)
+        await self._notify.send(partner, "chat:typing", {"matchId": match_id, "from": who.user_id, "typing": typing})
+        return {}
+
+    # ------------------------------------------------------------ start and stop
+
+    async def close(self) -> None:
+        """Cancel every timer; open matches are closed by the caller's shutdown."""
+        timers: list[Timer | None] = [*self._join_timers.values(), *self._grace_timers.values(), self._fallback_timer]
+        for timer in timers:
+            if timer is not None:
+                timer.cancel()
+        self._join_timers.clear()
+        self._grace_timers.clear()
+        self._fallback_timer = None
+

@@ -1,0 +1,69 @@
+"""Matching sessions (UserSession): who a user has met since they pressed Start."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Block, Flag, UserSession, new_id
+
+
+async def active_session(session: AsyncSession, user_id: str) -> UserSession | None:
+    """The user's active session, if any (the newest, should there ever be two)."""
+    query = (
+        select(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.is_active.is_(True))
+        .order_by(UserSession.started_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def start_session(session: AsyncSession, user_id: str, now: datetime) -> UserSession:
+    """Start a new session, ending any active one first: one active session a user."""
+    await end_sessions(session, user_id, now)
+    row = UserSession(
+        id=new_id(), user_id=user_id, session_id=new_id(), started_at=now, is_active=True,
+        matched_user_ids=[], created_at=now, updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def end_sessions(session: AsyncSession, user_id: str, now: datetime, session_id: str | None = None) -> int:
+    """End the user's active session(s) (only `session_id` when given); returns how many ended."""
+    query = update(UserSession).where(UserSession.user_id == user_id, UserSession.is_active.is_(True))
+    if session_id is not None:
+        query = query.where(UserSession.session_id == session_id)
+    result = await session.execute(
+        query.values(is_active=False, ended_at=now, updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+async def record_met(session: AsyncSession, session_id: str, other_user_id: str, now: datetime) -> None:
+    """Add `other_user_id` to the session's matchedUserIds (once)."""
+    row = (
+        await session.execute(select(UserSession).where(UserSession.session_id == session_id).with_for_update())
+    ).scalar_one()
+    if other_user_id not in row.matched_user_ids:
+        row.matched_user_ids = [*row.matched_user_ids, other_user_id]
+        row.updated_at = now
+
+
+async def excluded_user_ids(session: AsyncSession, user_id: str) -> set[str]:
+    """Everyone this user must never meet: blocked or flagged, in either direction."""
+    blocks = await session.execute(
+        select(Block.blocker_id, Block.blocked_id).where(or_(Block.blocker_id == user_id, Block.blocked_id == user_id))
+    )
+    flags = await session.execute(
+        select(Flag.flagged_by_id, Flag.flagged_user_id).where(
+            or_(Flag.flagged_by_id == user_id, Flag.flagged_user_id == user_id)
+        )
+    )
+    others = {a if b == user_id else b for a, b in [*blocks.all(), *flags.all()]}
+    others.discard(user_id)
+    return others
