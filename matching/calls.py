@@ -241,6 +241,7 @@ class CallService:
             answer["sessionId"] = current.session_id
         if open_match is not None:
             answer["matchId"] = open_match.id
+            answer["roomId"] = open_match.room_id
         return answer
 
     async def _arm_fallback(self) -> None:

@@ -23,9 +23,9 @@ from matching.store.types import utcnow
 from signaling.handlers import CallHandlers, SocketNotifier
 from signaling.server import SignalingServer
 
-from .api import auth, health
+from .api import auth, calls as call_routes, health
 from .api.http import METRICS, TOKENS, request_context
-from .api.store import ENGINE, SESSIONS
+from .api.store import CALLS, ENGINE, SESSIONS
 from .metrics import Metrics
 from .settings import Settings
 from .tokens import token_service
@@ -33,10 +33,12 @@ from .tokens import token_service
 log = structlog.get_logger("pairwire.app")
 
 SIGNALING: web.AppKey[SignalingServer] = web.AppKey("signaling", SignalingServer)
-CALLS: web.AppKey[CallService] = web.AppKey("calls", CallService)
 HANDLERS: web.AppKey[CallHandlers] = web.AppKey("handlers", CallHandlers)
 HEARTBEAT: web.AppKey[asyncio.Task[None]] = web.AppKey("heartbeat", asyncio.Task)
-DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEB_DIR = ROOT / "web"
+# Front-end libraries come from npm (package.json), served as installed, never copied in.
+SOCKETIO_CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
 
 
 class NotMigrated(RuntimeError):
@@ -78,6 +80,7 @@ def build_app(settings: Settings, *, db_schema: str | None = None, clock: Clock 
     heartbeat_seconds = settings.heartbeat_seconds
 
     auth.add_routes(app, guest_login=settings.guest_login)
+    call_routes.add_routes(app)
     health.add_routes(app)
     _add_web_client(app, settings.web_dir or DEFAULT_WEB_DIR)
 
@@ -102,6 +105,10 @@ def _add_web_client(app: web.Application, web_dir: Path) -> None:
 
     app.router.add_get("/", index)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
+    if SOCKETIO_CLIENT_DIR.is_dir():
+        app.router.add_static("/vendor/socket.io/", SOCKETIO_CLIENT_DIR, follow_symlinks=False)
+    else:
+        log.warning("socket.io-client is not installed (npm ci)", path=str(SOCKETIO_CLIENT_DIR))
 
 
 async def _check_schema_and_recover(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""The `pairwire` command: serve, migrate, token."""
+"""The `pairwire` command: serve, migrate, token, bot."""
 
 from __future__ import annotations
 
@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--name", help="display name carried in the token")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default: PAIRWIRE_TOKEN_TTL_SECONDS)")
     token.set_defaults(run=_token)
+
+    from media import bot as bot_module
+
+    bot = commands.add_parser(
+        "bot",
+        help="run aiortc bots that sign in, queue, and make real WebRTC calls",
+        description="A real Pairwire client: signs in as a guest, joins the queue over Socket.IO, and on a "
+        "match runs an aiortc peer connection sending synthetic video and counting the frames it receives. "
+        "Prints progress on stderr and a JSON report on stdout.",
+    )
+    bot_module.add_arguments(bot)
+    bot.set_defaults(run=lambda _settings, args: bot_module.run_from_args(args))
     return parser
 
 

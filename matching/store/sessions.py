@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Block, Flag, UserSession, new_id
@@ -67,3 +67,18 @@ async def excluded_user_ids(session: AsyncSession, user_id: str) -> set[str]:
     others = {a if b == user_id else b for a, b in [*blocks.all(), *flags.all()]}
     others.discard(user_id)
     return others
+
+
+async def history(session: AsyncSession, user_id: str, *, limit: int, offset: int) -> tuple[list[UserSession], int]:
+    """The user's sessions, newest first, and how many there are in all."""
+    total = (await session.execute(select(func.count()).select_from(UserSession).where(UserSession.user_id == user_id))).scalar_one()
+    rows = (
+        await session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user_id)
+            .order_by(UserSession.started_at.desc(), UserSession.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).scalars().all()
+    return list(rows), total
