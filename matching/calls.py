@@ -225,6 +225,16 @@ class CallService:
             await activity.record_status(s, who.user_id, ActivityStatus.ONLINE, self._clock.now())
         return {}
 
+    async def refresh_exclusions(self, user_ids: list[str]) -> None:
+        """Re-read whom each waiting user must not meet (a block or flag made while waiting applies at once)."""
+        for user_id in user_ids:
+            if await self._queue.ticket(user_id) is None:
+                continue
+            async with self._db() as s:
+                excluded = await sessions.excluded_user_ids(s, user_id)
+            async with self._lock:
+                await self._queue.update_excluded(user_id, frozenset(excluded))
+
     async def queue_status(self, who: Identity) -> dict[str, Any]:
         """Whether the user waits, where, and their open match if any."""
         ticket = await self._queue.ticket(who.user_id)

@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from matching.calls import CallService, CallSettings
 from matching.clock import Clock, SystemClock
 from matching.ice import IceConfig
+from matching.moderation import ModerationService, ModerationSettings
 from matching.policy import WaitingPool
 from matching.queue import LocalQueue
 from matching.store.activity import mark_all_offline
@@ -23,7 +24,7 @@ from matching.store.types import utcnow
 from signaling.handlers import CallHandlers, SocketNotifier
 from signaling.server import SignalingServer
 
-from .api import auth, calls as call_routes, health
+from .api import auth, calls as call_routes, flags as flag_routes, health
 from .api.http import METRICS, TOKENS, request_context
 from .api.store import CALLS, ENGINE, SESSIONS
 from .metrics import Metrics
@@ -63,10 +64,11 @@ def build_app(settings: Settings, *, db_schema: str | None = None, clock: Clock 
     metrics.sockets_connected.set_function(lambda: signaling.connected)
     signaling.attach(app)
     app[SIGNALING] = signaling
+    calls_clock = clock or SystemClock()
     calls = CallService(
         db=app[SESSIONS],
         notifier=SocketNotifier(signaling),
-        clock=clock or SystemClock(),
+        clock=calls_clock,
         settings=CallSettings(
             join_timeout=settings.join_timeout_seconds,
             disconnect_grace=settings.disconnect_grace_seconds,
@@ -81,6 +83,13 @@ def build_app(settings: Settings, *, db_schema: str | None = None, clock: Clock 
 
     auth.add_routes(app, guest_login=settings.guest_login)
     call_routes.add_routes(app)
+    flag_routes.add_routes(
+        app,
+        ModerationService(
+            db=app[SESSIONS], clock=calls_clock, calls=calls,
+            settings=ModerationSettings(flags_per_hour=settings.flags_per_hour),
+        ),
+    )
     health.add_routes(app)
     _add_web_client(app, settings.web_dir or DEFAULT_WEB_DIR)
 

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     disconnect_grace_seconds: float = Field(15.0, ge=0)
     heartbeat_seconds: float = Field(30.0, gt=0)
     chat_rate: str = "20/10 seconds"
+    flags_per_hour: int = Field(5, ge=1)
     shutdown_timeout: float = Field(10.0, ge=0)
 
     @field_validator("log_level")

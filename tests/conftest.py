@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from matching.store.database import create_engine
 from matching.store.migrate import upgrade
 from pairwire.app import build_app
 from pairwire.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.support.processes import Server
 
 POSTGRES_URL = os.environ.get("PAIRWIRE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -166,3 +170,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Server processes a test starts; any still running at the end are killed."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=5)
+        for stream in (server.proc.stdout, server.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """PAIRWIRE_DATABASE_URL for a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'moved.sqlite3'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = f"pw_serve_{secrets.token_hex(5)}"
+    admin = create_engine(base)
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        await admin.dispose()
+
+

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -20,90 +14,10 @@ from matching.store import users
 from matching.store.database import create_engine, session_factory
 from matching.store.models import CallMode, Match, MatchStatus
 from matching.store.types import utcnow
-from tests.conftest import free_port
-
-PAIRWIRE = [sys.executable, "-m", "pairwire.cli"]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRWIRE_")}
-    env.update({"PAIRWIRE_DATA_DIR": str(tmp_path / "data"), "PAIRWIRE_PORT": str(free_port()), **extra})
-    return env
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(PAIRWIRE + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return await response.json()
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("server did not become healthy in time")
-
-
-class Server:
-    """A `pairwire serve` child process; only this test's own process is ever signalled."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env = env
-        self.url = f"http://127.0.0.1:{env['PAIRWIRE_PORT']}"
-        self.proc = subprocess.Popen(PAIRWIRE + ["serve"], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=5)
-        for stream in (server.proc.stdout, server.proc.stderr):
-            if stream:
-                stream.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """PAIRWIRE_DATABASE_URL for a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'moved.sqlite3'}"
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"pw_serve_{secrets.token_hex(5)}"
-    admin = create_engine(base)
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql(
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            )
-        await admin.dispose()
-
+from tests.support.processes import Server
+from tests.support.processes import run_pairwire as _run
+from tests.support.processes import server_env as _env
+from tests.support.processes import wait_healthy as _wait_healthy
 
 async def _open_match(url: str, *, started: bool) -> str:
     engine = create_engine(url)
@@ -159,7 +73,8 @@ async def test_defaults_serve_health_and_sigterm_closes_open_matches(tmp_path: P
     assert '"request_id": "req-123"' in logs
 
 
-async def test_port_and_database_url_move_it(tmp_path: Path, database_url: str, servers: list[Server]) -> None:
+async def test_port_and_database_url_move_it(tmp_path: Path, fresh_database_url: str, servers: list[Server]) -> None:
+    database_url = fresh_database_url
     env = _env(tmp_path, PAIRWIRE_DATABASE_URL=database_url)
     assert _run(["migrate"], env, tmp_path).returncode == 0
     server = Server(env, tmp_path)
