@@ -5,6 +5,9 @@ each other through the same relay:
 
 * ``("offer" | "answer", {"type": "offer" | "answer", "sdp": str})`` (an
   ``RTCSessionDescriptionInit``);
+  A ``CallPeer`` adds ``"pairwireOfferId"`` to its offers and echoes it in its answers;
+  an initiator drops an answer echoing another offer's id (a stale answer from before a
+  rebuild). Browsers ignore the extra member, and answers without it are accepted.
 * ``("candidate", {"candidate": "candidate:...", "sdpMid": "0", "sdpMLineIndex": 0})``
   (an ``RTCIceCandidateInit``); ``None``, ``{}`` or an empty ``candidate`` string
   means end-of-candidates and is ignored.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -38,7 +42,14 @@ from aiortc.sdp import candidate_from_sdp
 from .ice import is_mdns_address, restrict_host_addresses, strip_mdns_candidates
 from .synthetic import SyntheticVideoTrack
 
-__all__ = ["CallPeer", "SendSignal", "SIGNAL_KINDS", "parse_ice_candidate", "to_rtc_ice_servers"]
+__all__ = [
+    "OFFER_ID",
+    "CallPeer",
+    "SendSignal",
+    "SIGNAL_KINDS",
+    "parse_ice_candidate",
+    "to_rtc_ice_servers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,9 @@ SendSignal = Callable[[str, dict], Awaitable[None]]
 """Coroutine delivering one signalling message ``(kind, data)`` to the other side."""
 
 SIGNAL_KINDS = frozenset({"offer", "answer", "candidate"})
+
+OFFER_ID = "pairwireOfferId"
+"""Extra member of offer/answer data: the offer's id, echoed by the answer (see module doc)."""
 
 
 def to_rtc_ice_servers(servers: Sequence[Mapping[str, Any]]) -> list[RTCIceServer]:
@@ -112,6 +126,12 @@ def parse_ice_candidate(data: Mapping[str, Any] | None) -> RTCIceCandidate | Non
     return candidate
 
 
+def _offer_id(data: Mapping[str, Any] | None) -> str | None:
+    """The ``pairwireOfferId`` of offer/answer data, None when absent (e.g. from a browser)."""
+    value = data.get(OFFER_ID) if isinstance(data, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _description(kind: str, data: Mapping[str, Any]) -> RTCSessionDescription:
     """Validate an offer/answer payload and build the aiortc description."""
     if not isinstance(data, Mapping):
@@ -172,6 +192,8 @@ class CallPeer:
         self._remote_ended = False
         self._have_remote_description = False
         self._pending_candidates: list[RTCIceCandidate] = []
+        self._offer_id: str | None = None  # id of our outstanding offer (initiator)
+        self._answered_offer_id: str | None = None  # id of the remote offer we answer, if it had one
         self._signal_lock = asyncio.Lock()
         self._frames_changed = asyncio.Condition()
         self._close_task: asyncio.Future[None] | None = None
@@ -194,6 +216,11 @@ class CallPeer:
     def pc(self) -> RTCPeerConnection | None:
         """The underlying peer connection (for diagnostics), None before :meth:`start`."""
         return self._pc
+
+    @property
+    def has_remote_description(self) -> bool:
+        """True once a remote offer or answer has been applied."""
+        return self._have_remote_description
 
     @property
     def closed(self) -> bool:
@@ -222,6 +249,7 @@ class CallPeer:
             pc.addTrack(self._local_track)
         if self.initiator:
             async with self._signal_lock:
+                self._offer_id = secrets.token_hex(8)
                 await self._set_local_description(await pc.createOffer())
                 offer = self._local_description_signal()
             # Send outside the lock: a relay that delivers synchronously may call our
@@ -251,9 +279,9 @@ class CallPeer:
             if kind == "candidate":
                 await self._add_candidate(candidate)
             elif kind == "offer":
-                reply = await self._handle_offer(description)
+                reply = await self._handle_offer(description, _offer_id(data))
             else:
-                await self._handle_answer(description)
+                await self._handle_answer(description, _offer_id(data))
         if reply is not None:
             await self._send_signal(*reply)  # outside the lock, as in start()
 
@@ -310,7 +338,11 @@ class CallPeer:
         # localDescription, not the createOffer()/createAnswer() result: only the
         # former contains the gathered candidates (aiortc's substitute for trickling).
         local = self._pc.localDescription
-        return local.type, {"type": local.type, "sdp": local.sdp}
+        data = {"type": local.type, "sdp": local.sdp}
+        offer_id = self._offer_id if local.type == "offer" else self._answered_offer_id
+        if offer_id is not None:
+            data[OFFER_ID] = offer_id
+        return local.type, data
 
     async def _set_remote_description(self, description: RTCSessionDescription) -> None:
         assert self._pc is not None
@@ -324,7 +356,9 @@ class CallPeer:
         for candidate in pending:
             await self._pc.addIceCandidate(candidate)
 
-    async def _handle_offer(self, description: RTCSessionDescription) -> tuple[str, dict] | None:
+    async def _handle_offer(
+        self, description: RTCSessionDescription, offer_id: str | None
+    ) -> tuple[str, dict] | None:
         """Apply a remote offer; return the answer signal to send, or None if ignored."""
         assert self._pc is not None
         if self._pc.signalingState == "have-local-offer":
@@ -333,11 +367,17 @@ class CallPeer:
             logger.warning("ignoring remote offer: local offer outstanding (glare)")
             return None
         await self._set_remote_description(description)
+        self._answered_offer_id = offer_id
         await self._set_local_description(await self._pc.createAnswer())
         return self._local_description_signal()
 
-    async def _handle_answer(self, description: RTCSessionDescription) -> None:
+    async def _handle_answer(self, description: RTCSessionDescription, offer_id: str | None) -> None:
         assert self._pc is not None
+        if offer_id is not None and offer_id != self._offer_id:
+            # The answer to an offer of an earlier peer (the call was rebuilt meanwhile):
+            # applying it would point ICE/DTLS at a connection that no longer exists.
+            logger.info("ignoring answer to offer %s (ours is %s)", offer_id, self._offer_id)
+            return
         if self._pc.signalingState != "have-local-offer":
             logger.warning(
                 "ignoring answer in signaling state %s (no offer outstanding)",

@@ -22,7 +22,7 @@ from media.ice import (
     restrict_host_addresses,
     strip_mdns_candidates,
 )
-from media.peer import CallPeer, parse_ice_candidate, to_rtc_ice_servers
+from media.peer import OFFER_ID, CallPeer, parse_ice_candidate, to_rtc_ice_servers
 from media.synthetic import SyntheticVideoTrack, render_frame
 
 LOOPBACK = ["127.0.0.1"]
@@ -443,6 +443,37 @@ async def test_glare_and_stray_answers_are_ignored(relay: Relay) -> None:
     relay.start_pumps()
     await asyncio.gather(a.wait_for_frames(10, CALL_TIMEOUT), b.wait_for_frames(10, CALL_TIMEOUT))
     assert not relay.errors
+
+
+async def test_answer_to_an_earlier_offer_is_ignored(relay: Relay) -> None:
+    """After a rebuild, the answer to the previous peer's offer must not be applied to the new one."""
+    a, b, offer = await _answerer_with_offer(relay)
+    assert isinstance(offer.get(OFFER_ID), str)
+
+    # The answer "b" gives echoes the offer's id.
+    await b.handle_signal("offer", offer)
+    kind, answer = relay.queues["a"].get_nowait()
+    assert kind == "answer" and answer[OFFER_ID] == offer[OFFER_ID]
+
+    # An answer echoing another offer (that of a peer "a" replaced) is dropped...
+    await a.handle_signal("answer", {**answer, OFFER_ID: "0123456789abcdef"})
+    assert a.pc is not None and a.pc.signalingState == "have-local-offer"
+    # ...the right one is applied, and the call completes.
+    relay.queues["a"].put_nowait(("answer", answer))
+    relay.start_pumps()
+    await asyncio.gather(a.wait_for_frames(5, CALL_TIMEOUT), b.wait_for_frames(5, CALL_TIMEOUT))
+    assert b.has_remote_description and a.has_remote_description
+    assert not relay.errors
+
+
+async def test_answer_without_offer_id_is_accepted(relay: Relay) -> None:
+    """A browser's answer carries no pairwireOfferId: it is applied as usual."""
+    a, b, offer = await _answerer_with_offer(relay)
+    await b.handle_signal("offer", {k: v for k, v in offer.items() if k != OFFER_ID})
+    kind, answer = relay.queues["a"].get_nowait()
+    assert kind == "answer" and OFFER_ID not in answer
+    await a.handle_signal("answer", answer)
+    assert a.pc is not None and a.pc.signalingState == "stable"
 
 
 async def test_mdns_candidates_are_dropped_when_restricted(relay: Relay) -> None:
