@@ -30,7 +30,7 @@ from .ice import IceConfig, ice_servers_for
 from .identity import Identity
 from .lifecycle import MatchState, Status, end, join, require_open
 from .policy import Mode, Waiting
-from .profile import normalize_topics, seniority_rank
+from .profile import seniority_rank
 from .queue import Claimed, LocalQueue, MatchQueue, Ticket
 from .store import activity, chat, matches, sessions, users
 from .store.models import ActivityStatus, CallMode, new_id
@@ -82,6 +82,9 @@ class CallService:
         self._lock = asyncio.Lock()
         # A cache of open matches for the relay's hot path; the store stays the truth.
         self._open: dict[str, MatchState] = {}
+        # One lock a match: a transition and the events it causes go out before the next
+        # transition of that match is even tried, so a refusal never overtakes the event.
+        self._match_locks: dict[str, asyncio.Lock] = {}
         self._join_timers: dict[str, Timer] = {}
         self._grace_timers: dict[str, Timer] = {}
         self._fallback_timer: Timer | None = None
@@ -150,8 +153,10 @@ class CallService:
 
     async def start_session(self, who: Identity) -> sessions.UserSession:
         """Start a new matching session (ending the active one): everyone becomes new again."""
+        now = self._clock.now()
         async with self._db.begin() as s:
-            return await sessions.start_session(s, who.user_id, self._clock.now())
+            await users.ensure_user(s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now)
+            return await sessions.start_session(s, who.user_id, now)
 
     async def end_session(self, who: Identity, session_id: str | None = None) -> bool:
         """End the active session; the user leaves the queue too."""
@@ -182,7 +187,7 @@ class CallService:
                 current = await sessions.start_session(s, who.user_id, now)
             excluded = await sessions.excluded_user_ids(s, who.user_id)
             await activity.record_status(s, who.user_id, ActivityStatus.SEARCHING, now, _db_mode(mode))
-            wanted = normalize_topics(topics) if topics else list(user.topics)
+            wanted = list(topics) if topics else list(user.topics)
             entry = Waiting(
                 user_id=who.user_id,
                 mode=mode,
@@ -375,15 +380,19 @@ class CallService:
             started[:] = [did_start]
             return new
 
-        _, after = await self._transition(match_id, apply)
-        if started and started[0]:
-            timer = self._join_timers.pop(match_id, None)
-            if timer is not None:
-                timer.cancel()
-            payload = {"matchId": match_id, "startedAt": iso(after.started_at)}
-            for user_id in (after.user1_id, after.user2_id):
-                await self._notify.send(user_id, "match:started", payload)
+        async with self._match_lock(match_id):
+            _, after = await self._transition(match_id, apply)
+            if started and started[0]:
+                timer = self._join_timers.pop(match_id, None)
+                if timer is not None:
+                    timer.cancel()
+                payload = {"matchId": match_id, "startedAt": iso(after.started_at)}
+                for user_id in (after.user1_id, after.user2_id):
+                    await self._notify.send(user_id, "match:started", payload)
         return {}
+
+    def _match_lock(self, match_id: str) -> asyncio.Lock:
+        return self._match_locks.setdefault(match_id, asyncio.Lock())
 
     async def end_match(self, who: Identity, match_id: str, *, skip: bool = False) -> dict[str, Any]:
         """End the match as ENDED (or SKIPPED); both people get `match:ended`."""
@@ -393,23 +402,26 @@ class CallService:
         return {}
 
     async def _end(self, match_id: str, ended_by: str | None, status: Status) -> MatchState:
-        now = self._clock.now()
-        _, after = await self._transition(match_id, lambda st: end(st, status=status, ended_by=ended_by, now=now))
-        timer = self._join_timers.pop(match_id, None)
-        if timer is not None:
-            timer.cancel()
+        async with self._match_lock(match_id):
+            now = self._clock.now()
+            _, after = await self._transition(match_id, lambda st: end(st, status=status, ended_by=ended_by, now=now))
+            timer = self._join_timers.pop(match_id, None)
+            if timer is not None:
+                timer.cancel()
+            payload = {
+                "matchId": match_id,
+                "status": after.status.value,
+                "endedBy": after.ended_by,
+                "endedAt": iso(after.ended_at),
+                "duration": after.duration,
+            }
+            for user_id in (after.user1_id, after.user2_id):
+                await self._notify.send(user_id, "match:ended", payload)
+        # Closed for good: later arrivals find it ended whichever lock they take.
+        self._match_locks.pop(match_id, None)
         async with self._db.begin() as s:
             for user_id in (after.user1_id, after.user2_id):
                 await activity.record_status(s, user_id, ActivityStatus.ONLINE, now)
-        payload = {
-            "matchId": match_id,
-            "status": after.status.value,
-            "endedBy": after.ended_by,
-            "endedAt": iso(after.ended_at),
-            "duration": after.duration,
-        }
-        for user_id in (after.user1_id, after.user2_id):
-            await self._notify.send(user_id, "match:ended", payload)
         return after
 
     async def _join_timeout(self, match_id: str) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
 # Ordered: the matching policy prefers partners whose rank is closest.
 SENIORITY_LEVELS = ("intern", "junior", "mid", "senior", "staff", "principal")
 MAX_TOPICS = 10
@@ -34,3 +38,7 @@ def normalize_topics(topics: list[str]) -> list[str]:
     if len(seen) > MAX_TOPICS:
         raise ValueError(f"at most {MAX_TOPICS} topics")
     return list(seen)
+
+
+# The one validated form of a topic list, for every edge that accepts topics.
+Topics = Annotated[list[str], Field(max_length=50), AfterValidator(lambda v: normalize_topics(v))]

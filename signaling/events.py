@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
 
 from matching.policy import Mode
+from matching.profile import Topics
 
 MatchId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # An SDP is a few KB and a candidate far less; 64 KB leaves room and keeps the relay cheap.
@@ -19,7 +20,7 @@ class _Event(BaseModel):
 
 class QueueJoin(_Event):
     mode: Mode
-    topics: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(None, max_length=50)
+    topics: Topics | None = None
     sessionId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 

@@ -9,10 +9,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from matching.errors import Forbidden, NotFound
 from matching.identity import Role
-from matching.profile import SENIORITY_LEVELS, normalize_topics
+from matching.profile import SENIORITY_LEVELS, Topics
 from matching.store import users
 from matching.store.types import utcnow
 
+from .openapi import operation
 from .http import TOKENS, identity, json_response, parse_body
 from .store import SESSIONS
 
@@ -34,7 +35,7 @@ class GuestSignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     displayName: DisplayName
-    topics: Annotated[list[str], AfterValidator(normalize_topics)] = Field(default_factory=list, max_length=50)
+    topics: Topics = Field(default_factory=list)
     seniority: Seniority | None = None
 
 
@@ -50,6 +51,7 @@ def user_view(user: users.User) -> dict[str, object]:
     }
 
 
+@operation("Sign in as a guest", body=GuestSignIn, auth=False, success=201, errors=("forbidden",), tag="identity")
 async def guest_sign_in(request: web.Request) -> web.Response:
     """Create a guest user and hand back a token for it."""
     if not request.app[SETTINGS_GUEST_LOGIN]:
@@ -68,6 +70,7 @@ async def guest_sign_in(request: web.Request) -> web.Response:
     return json_response({"token": token, "user": user_view(user)}, status=201)
 
 
+@operation("The caller's own user record", tag="identity")
 async def me(request: web.Request) -> web.Response:
     """The caller's own user record, created on first sight of an outside token."""
     caller = identity(request)
@@ -78,6 +81,7 @@ async def me(request: web.Request) -> web.Response:
     return json_response({"user": user_view(user)})
 
 
+@operation("One user (yourself, or anyone for moderators)", errors=("forbidden", "not_found"), tag="identity")
 async def get_user(request: web.Request) -> web.Response:
     """One user: yourself, or anyone for moderators and admins."""
     caller = identity(request)

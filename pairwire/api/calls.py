@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from matching.clock import iso
 from matching.errors import NotFound
 from matching.policy import Mode
+from matching.profile import Topics
 from matching.store import sessions
 from matching.store.models import UserSession
 
+from .openapi import operation
 from .http import identity, json_response, parse_body, parse_query
 from .store import CALLS, SESSIONS
 
@@ -40,7 +42,7 @@ class History(BaseModel):
 class JoinQueue(_Body):
     mode: Mode
     sessionId: SessionId | None = None
-    topics: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(None, max_length=50)
+    topics: Topics | None = None
 
 
 class LeaveQueue(_Body):
@@ -65,6 +67,7 @@ def session_view(row: UserSession) -> dict[str, Any]:
     }
 
 
+@operation("Start a new matching session", body=StartSession, tag="sessions")
 async def start_session(request: web.Request) -> web.Response:
     """Start a new session (the active one, if any, ends): everyone can be met again."""
     who = identity(request)
@@ -73,6 +76,7 @@ async def start_session(request: web.Request) -> web.Response:
     return json_response({"success": True, "sessionId": row.session_id, "session": session_view(row)})
 
 
+@operation("End the active session", body=EndSession, errors=("not_found",), tag="sessions")
 async def end_session(request: web.Request) -> web.Response:
     """End the caller's active session `sessionId`."""
     who = identity(request)
@@ -82,6 +86,7 @@ async def end_session(request: web.Request) -> web.Response:
     return json_response({"success": True})
 
 
+@operation("The active session, or null", tag="sessions")
 async def current_session(request: web.Request) -> web.Response:
     """The caller's active session, or null."""
     who = identity(request)
@@ -90,6 +95,7 @@ async def current_session(request: web.Request) -> web.Response:
     return json_response({"session": None if row is None else session_view(row)})
 
 
+@operation("Past and present sessions, newest first", query=History, tag="sessions")
 async def session_history(request: web.Request) -> web.Response:
     """The caller's sessions, newest first, with paging."""
     who = identity(request)
@@ -99,6 +105,7 @@ async def session_history(request: web.Request) -> web.Response:
     return json_response({"sessions": [session_view(r) for r in rows], "total": total})
 
 
+@operation("Wait for a partner (match:found comes over Socket.IO)", body=JoinQueue, errors=("conflict", "not_found"), tag="queue")
 async def join_queue(request: web.Request) -> web.Response:
     """Wait for a partner; `match:found` arrives over Socket.IO."""
     who = identity(request)
@@ -107,6 +114,7 @@ async def join_queue(request: web.Request) -> web.Response:
     return json_response({"success": True, **answer})
 
 
+@operation("Stop waiting", body=LeaveQueue, errors=("conflict",), tag="queue")
 async def leave_queue(request: web.Request) -> web.Response:
     """Stop waiting."""
     who = identity(request)
@@ -115,6 +123,7 @@ async def leave_queue(request: web.Request) -> web.Response:
     return json_response({"success": True})
 
 
+@operation("Queue position and open match", query=StatusQuery, tag="queue")
 async def queue_status(request: web.Request) -> web.Response:
     """Whether the caller waits, where, and their open match."""
     who = identity(request)
