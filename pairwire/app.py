@@ -24,7 +24,11 @@ from matching.store.types import utcnow
 from signaling.handlers import CallHandlers, SocketNotifier
 from signaling.server import SignalingServer
 
-from .api import auth, calls as call_routes, flags as flag_routes, health
+from .api import activity as activity_routes
+from .api import auth, health, openapi
+from .api import calls as call_routes
+from .api import flags as flag_routes
+from .api import matches as match_routes
 from .api.http import METRICS, TOKENS, request_context
 from .api.store import CALLS, ENGINE, SESSIONS
 from .metrics import Metrics
@@ -90,7 +94,10 @@ def build_app(settings: Settings, *, db_schema: str | None = None, clock: Clock 
             settings=ModerationSettings(flags_per_hour=settings.flags_per_hour),
         ),
     )
+    activity_routes.add_routes(app)
+    match_routes.add_routes(app)
     health.add_routes(app)
+    openapi.add_routes(app)
     _add_web_client(app, settings.web_dir or DEFAULT_WEB_DIR)
 
     app.on_startup.append(_check_schema_and_recover)

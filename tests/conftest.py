@@ -181,9 +181,7 @@ def servers() -> Iterator[list[Server]]:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(timeout=5)
-        for stream in (server.proc.stdout, server.proc.stderr):
-            if stream:
-                stream.close()
+        server._log.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -13,6 +13,7 @@ from matching.moderation import ModerationService
 from matching.store import flags as flag_store
 from matching.store.models import Block, Flag, FlagAudit, FlagCategory, FlagStatus
 
+from .openapi import operation
 from .http import identity, json_response, parse_body, parse_query
 from .store import SESSIONS
 
@@ -85,6 +86,7 @@ def block_view(block: Block) -> dict[str, Any]:
             "createdAt": iso(block.created_at)}
 
 
+@operation("Flag your partner (saved at once)", body=RaiseFlag, success=201, errors=("forbidden", "not_found", "rate_limited"), tag="flags")
 async def raise_flag(request: web.Request) -> web.Response:
     """Save a flag now; the reason may follow with PATCH."""
     who = identity(request)
@@ -96,6 +98,7 @@ async def raise_flag(request: web.Request) -> web.Response:
     return json_response({"success": True, "flag": flag_view(flag)}, status=201)
 
 
+@operation("Add the reason (flagger) or review (moderator)", body=UpdateFlag, errors=("forbidden", "not_found"), tag="flags")
 async def update_flag(request: web.Request) -> web.Response:
     """The flagger's reason and category, or a moderator's review."""
     who = identity(request)
@@ -107,6 +110,7 @@ async def update_flag(request: web.Request) -> web.Response:
     return json_response({"success": True, "flag": flag_view(flag)})
 
 
+@operation("One flag with its audit trail", errors=("not_found",), tag="flags")
 async def get_flag(request: web.Request) -> web.Response:
     """One flag with its audit trail."""
     who = identity(request)
@@ -114,6 +118,7 @@ async def get_flag(request: web.Request) -> web.Response:
     return json_response({"flag": flag_view(flag), "audit": [audit_view(e) for e in trail]})
 
 
+@operation("The moderators' queue of flags", query=FlagQuery, errors=("forbidden",), tag="flags")
 async def list_flags(request: web.Request) -> web.Response:
     """The moderators' queue."""
     who = identity(request)
@@ -127,6 +132,7 @@ async def list_flags(request: web.Request) -> web.Response:
     return json_response({"flags": [flag_view(f, by, against) for f, by, against in rows], "total": total})
 
 
+@operation("Block a user", body=BlockUser, success=201, extra_success=(200,), errors=("not_found",), tag="blocks")
 async def add_block(request: web.Request) -> web.Response:
     """Block a user (blocking again is harmless)."""
     who = identity(request)
@@ -135,6 +141,7 @@ async def add_block(request: web.Request) -> web.Response:
     return json_response({"success": True, "block": block_view(block)}, status=201 if created else 200)
 
 
+@operation("Lift a block", errors=("not_found",), tag="blocks")
 async def remove_block(request: web.Request) -> web.Response:
     """Lift a block."""
     who = identity(request)
@@ -142,6 +149,7 @@ async def remove_block(request: web.Request) -> web.Response:
     return json_response({"success": True})
 
 
+@operation("Whom you have blocked", tag="blocks")
 async def list_blocks(request: web.Request) -> web.Response:
     """Whom the caller has blocked."""
     who = identity(request)

@@ -9,10 +9,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from matching.store.database import ping
 
+from .openapi import operation
 from .http import METRICS, json_response
 from .store import ENGINE
 
 
+@operation("200 when the database answers", auth=False, errors=("unavailable",), tag="operations")
 async def healthz(request: web.Request) -> web.Response:
     """200 when the database answers within two seconds, 503 otherwise."""
     try:
@@ -24,6 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+@operation("Prometheus metrics", auth=False, content_type="text/plain", tag="operations")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     body = generate_latest(request.app[METRICS].registry)

@@ -69,7 +69,7 @@ async def test_defaults_serve_health_and_sigterm_closes_open_matches(tmp_path: P
     closed = await _read_match(url, match_id)
     assert closed.status is MatchStatus.ENDED
     assert closed.ended_at is not None and closed.duration is not None
-    logs = server.proc.stderr.read() if server.proc.stderr else ""
+    logs = server.logs()
     assert '"request_id": "req-123"' in logs
 
 

@@ -51,8 +51,16 @@ class Server:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env = env
         self.url = f"http://127.0.0.1:{env['PAIRWIRE_PORT']}"
-        self.proc = subprocess.Popen(PAIRWIRE + ["serve"], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        # Output goes to a file: a pipe nobody reads fills up and stalls the server mid-request.
+        self.log_path = cwd / f"serve-{env['PAIRWIRE_PORT']}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(PAIRWIRE + ["serve"], env=env, cwd=cwd, stdout=self._log,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def logs(self) -> str:
+        """Everything the server printed so far."""
+        self._log.flush()
+        return self.log_path.read_text()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
