@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Browser tests drive Debian's Chromium; no tool ever downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test install install-test migrate clean
 
-run: install migrate
+run: install node_modules/.installed migrate
 	$(BIN)/pairwire serve
 
 migrate: install
@@ -14,10 +16,14 @@ migrate: install
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test node_modules/.installed
+install-test: $(VENV)/.installed-test node_modules/.installed $(CHROMIUM)
 
+# Browser tests run in a network namespace that has only loopback (WebRTC must not see any
+# other interface); PostgreSQL and Redis are not reachable there, so they use SQLite.
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/web $(PYTEST_ARGS)
+	unshare -n sh -c 'ip link set lo up && exec $(BIN)/python -m pytest tests/web $(PYTEST_ARGS)'
+
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +39,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "make: install Debian's chromium (sudo apt-get install chromium) for the browser tests" >&2; exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) node_modules
