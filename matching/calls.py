@@ -333,6 +333,7 @@ class CallService:
                 "matchedTopics": list(state.matched_topics),
                 "iceServers": ice_servers_for(self.settings.ice, user_id, time.time()),
                 "media": "direct",
+                "startedAt": iso(state.started_at),
             })
 
     # -------------------------------------------------------------------- matches

@@ -43,7 +43,10 @@ HEARTBEAT: web.AppKey[asyncio.Task[None]] = web.AppKey("heartbeat", asyncio.Task
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEB_DIR = ROOT / "web"
 # Front-end libraries come from npm (package.json), served as installed, never copied in.
-SOCKETIO_CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
+VENDOR = {
+    "socket.io": ROOT / "node_modules" / "socket.io-client" / "dist",
+    "chart.js": ROOT / "node_modules" / "chart.js" / "dist",
+}
 
 
 class NotMigrated(RuntimeError):
@@ -121,10 +124,11 @@ def _add_web_client(app: web.Application, web_dir: Path) -> None:
 
     app.router.add_get("/", index)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
-    if SOCKETIO_CLIENT_DIR.is_dir():
-        app.router.add_static("/vendor/socket.io/", SOCKETIO_CLIENT_DIR, follow_symlinks=False)
-    else:
-        log.warning("socket.io-client is not installed (npm ci)", path=str(SOCKETIO_CLIENT_DIR))
+    for name, directory in VENDOR.items():
+        if directory.is_dir():
+            app.router.add_static(f"/vendor/{name}/", directory, follow_symlinks=False)
+        else:
+            log.warning("a front-end package is not installed (npm ci)", package=name, path=str(directory))
 
 
 async def _check_schema_and_recover(app: web.Application) -> None:

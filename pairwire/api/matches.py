@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from matching.clock import iso
 from matching.errors import Forbidden, Invalid, NotFound
 from matching.identity import Identity, Role
-from matching.store import stats
+from matching.store import chat, stats
 from matching.store.models import MatchStatus
 from matching.store.types import utcnow
 
@@ -166,8 +166,28 @@ async def match_stats(request: web.Request) -> web.Response:
     )
 
 
+@operation("A match's chat transcript (its two people and moderators)", query=NoQuery, errors=("not_found",),
+           tag="matches")
+async def match_messages(request: web.Request) -> web.Response:
+    """The chat of one match, oldest first; the text is plain text, never to be rendered as HTML."""
+    who = identity(request)
+    parse_query(request, NoQuery)
+    match_id = request.match_info["matchId"]
+    row = None
+    if len(match_id) <= 64 and match_id.isprintable():
+        async with request.app[SESSIONS]() as s:
+            row = await stats.get_match(s, match_id)
+            messages = await chat.transcript(s, match_id) if row is not None else []
+    if row is None or not (_is_moderator(who) or who.user_id in (row.match.user1_id, row.match.user2_id)):
+        raise NotFound(f"no match {match_id!r}")
+    return json_response({"messages": [
+        {"id": m.id, "from": m.sender_id, "text": m.text, "sentAt": iso(m.sent_at)} for m in messages
+    ]})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the match history routes (`stats` before `{matchId}`, which would swallow it)."""
     app.router.add_get("/api/matches", list_matches)
     app.router.add_get("/api/matches/stats", match_stats)
     app.router.add_get("/api/matches/{matchId}", get_match)
+    app.router.add_get("/api/matches/{matchId}/messages", match_messages)

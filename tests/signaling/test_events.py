@@ -340,6 +340,8 @@ async def test_resume_within_grace_and_end_past_it(server, clients, clock: Manua
     await back.connect()
     again = await back.wait_for("match:found")
     assert again["matchId"] == match_id and again["initiator"] is True
+    assert found["startedAt"] is None
+    assert _time(again["startedAt"]) == (await _stored(server, match_id)).started_at
     await b.wait_for("match:found", lambda d: len(b.received("match:found")) == 2)
     assert [f["matchId"] for f in b.received("match:found")] == [match_id, match_id]
     await clock.advance(30)
