@@ -654,6 +654,7 @@ class Bot:
         if isinstance(ack.get("sessionId"), str):
             self.session_id = ack["sessionId"]
         self.queue_positions.append(ack.get("queuePosition"))
+        self._notify()  # wake wait_for() callers watching queue_positions
         self._progress(
             f"queued for {self.options.mode} (position {ack.get('queuePosition')}, "
             f"previously matched {ack.get('previouslyMatchedCount')})"

@@ -154,9 +154,14 @@ async def _close_open_work(app: web.Application) -> None:
     # Tell clients first, so nobody keeps talking to a process that is going away.
     await app[SIGNALING].close()
     await app[CALLS].close()
-    async with app[SESSIONS].begin() as session:
-        closed = await close_open_matches(session, now=utcnow())
-        await mark_all_offline(session, utcnow())
+    try:
+        async with app[SESSIONS].begin() as session:
+            closed = await close_open_matches(session, now=utcnow())
+            await mark_all_offline(session, utcnow())
+    except Exception:
+        # The database is gone: the next start closes what is still open.
+        log.exception("shutdown: could not close open matches")
+        return
     log.info("shutdown: open matches closed", count=closed)
 
 

@@ -392,3 +392,76 @@ async def test_cli_runs_two_bots_that_call_each_other(server: Any, capsys: pytes
     assert all((e["event"], e["code"]) == ("match:end", "conflict") for e in errors), errors
     for needle in ("signed in", "connected", "queued", "matched with", "first frame after", "ended: ENDED"):
         assert needle in err, (needle, err)
+
+
+# -- timeout and disconnect past the grace period, with a real bot on one side ----------------
+
+
+@pytest.mark.parametrize("settings_overrides", [{"join_timeout_seconds": 1.5}])
+async def test_timeout_when_the_partner_never_joins(server: Any, launch: Any) -> None:
+    from tests.support.clients import sign_in
+
+    bot = make_bot(server, "Ada", topics=["timeouts"], call_seconds=0)
+    task = launch(bot)
+    await bot.wait_for(lambda: bot.queue_positions, STEP)
+    silent = await sign_in(server.url, "Silent", ["timeouts"])  # takes the match, never joins it
+    try:
+        assert (await silent.call("queue:join", {"mode": "video"}))["matchId"]
+        ended = await silent.wait_for("match:ended", timeout=STEP)
+        assert ended["status"] == "TIMEOUT" and ended["endedBy"] is None and ended["duration"] is None
+        await bot.wait_ended(1, STEP)
+        record = bot.calls[0]
+        assert record.ended is not None and record.ended["status"] == "TIMEOUT"
+        match = await stored_match(server, record.match_id)
+        assert match.status.value == "TIMEOUT" and match.started_at is None and match.ended_at is not None
+        assert (match.user1_joined_at is None) != (match.user2_joined_at is None)  # only the bot joined
+    finally:
+        await silent.close()
+    await asyncio.wait_for(task, STEP)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"disconnect_grace_seconds": 1.0}])
+async def test_a_partner_gone_past_the_grace_period_ends_the_call(server: Any, launch: Any) -> None:
+    a = make_bot(server, "Ada", topics=["grace"], call_seconds=0)
+    b = make_bot(server, "Bob", topics=["grace"], call_seconds=0)
+    ta, tb = launch(a), launch(b)
+    ca, _ = await matched_pair(a, b)
+    await asyncio.gather(a.wait_frames(5, STEP), b.wait_frames(5, STEP))
+    b.stop()  # Bob's socket closes and he never comes back
+    await asyncio.wait_for(tb, STEP)
+    await a.wait_ended(1, STEP)
+    ended = a.calls[0].ended
+    assert ended is not None and ended["status"] == "ENDED" and ended["endedBy"] == b.user_id
+    assert isinstance(ended["duration"], int) and ended["duration"] >= 0
+    match = await stored_match(server, ca.match_id)
+    assert match.status.value == "ENDED" and match.ended_by == b.user_id and match.duration == ended["duration"]
+    await asyncio.wait_for(ta, STEP)
+
+
+async def test_the_seeds_verification_queries_after_a_bot_session(server: Any, launch: Any) -> None:
+    """Three bots, two calls each in one session: every pair meets once, never twice (seed 4.4)."""
+    import aiohttp
+
+    from matching.identity import Role
+    from pairwire.api.http import TOKENS
+
+    bots = [make_bot(server, name, topics=["verify"], calls=2, call_seconds=1.0, timeout=90.0)
+            for name in ("Ada", "Bob", "Cy")]
+    reports = await asyncio.wait_for(asyncio.gather(*(launch(bot) for bot in bots)), 120)
+    assert all(r.ok for r in reports), [r.to_dict() for r in reports]
+    moderator = server.app[TOKENS].mint("verifier", Role.MODERATOR)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {moderator}"}) as http:
+        for bot in bots:
+            async with http.get(f"{server.url}/api/matches", params={"sessionId": bot.session_id}) as r:
+                assert r.status == 200
+                matches = (await r.json())["matches"]
+            # "Find all matches in a specific session": both calls of this bot, in its session.
+            assert len(matches) == 2
+            # "Verify no duplicate matches in a session": no pair of people repeats.
+            pairs = [frozenset((m["user1Id"], m["user2Id"])) for m in matches]
+            assert len(set(pairs)) == len(pairs)
+            assert all(bot.user_id in pair for pair in pairs)
+            assert all(m["status"] == "ENDED" and m["duration"] is not None for m in matches)
+        async with http.get(f"{server.url}/api/matches/stats") as r:
+            stats = await r.json()
+    assert stats["totalMatches"] == 3 and stats["matchesByMode"]["VIDEO"] == 3 and stats["endedMatches"] == 3
