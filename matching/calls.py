@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -80,6 +81,12 @@ class CallService:
         self.settings = settings or CallSettings()
         self._queue: MatchQueue = queue or LocalQueue()
         self._lock = asyncio.Lock()
+        # A user's own queue operations (join, leave, disconnect, session end, grace expiry)
+        # run one at a time, in arrival order: a leave sent after a join is never overtaken.
+        self._user_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # Open matches by user, written under the queue lock when a pairing is stored: a join
+        # that checked the store before someone else claimed this user sees it here.
+        self._user_match: dict[str, str] = {}
         # A cache of open matches for the relay's hot path; the store stays the truth.
         self._open: dict[str, MatchState] = {}
         # One lock a match: a transition and the events it causes go out before the next
@@ -91,6 +98,18 @@ class CallService:
         self._fallback_at: float | None = None
         self._chat_limiter = MovingWindowRateLimiter(MemoryStorage())
         self._chat_rate = limits.parse(self.settings.chat_rate)
+
+    @asynccontextmanager
+    async def _user(self, user_id: str) -> AsyncIterator[None]:
+        lock, users_waiting = self._user_locks.setdefault(user_id, (asyncio.Lock(), [0]))
+        users_waiting[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users_waiting[0] -= 1
+            if users_waiting[0] == 0:
+                self._user_locks.pop(user_id, None)
 
     # ------------------------------------------------------------------ presence
 
@@ -119,7 +138,7 @@ class CallService:
 
     async def disconnected(self, who: Identity) -> None:
         """The last connection of `who` dropped: leave the queue now, the match after the grace period."""
-        async with self._lock:
+        async with self._user(who.user_id), self._lock:
             await self._queue.remove(who.user_id)
         self._grace_timers[who.user_id] = self._clock.call_later(
             self.settings.disconnect_grace, lambda: self._gone(who.user_id)
@@ -131,6 +150,10 @@ class CallService:
 
     async def _gone(self, user_id: str) -> None:
         self._grace_timers.pop(user_id, None)
+        async with self._user(user_id):
+            await self._leave_for_good(user_id)
+
+    async def _leave_for_good(self, user_id: str) -> None:
         now = self._clock.now()
         async with self._db() as s:
             open_match = await matches.open_match_for(s, user_id)
@@ -160,10 +183,11 @@ class CallService:
 
     async def end_session(self, who: Identity, session_id: str | None = None) -> bool:
         """End the active session; the user leaves the queue too."""
-        async with self._lock:
-            await self._queue.remove(who.user_id)
-        async with self._db.begin() as s:
-            ended = await sessions.end_sessions(s, who.user_id, self._clock.now(), session_id)
+        async with self._user(who.user_id):
+            async with self._lock:
+                await self._queue.remove(who.user_id)
+            async with self._db.begin() as s:
+                ended = await sessions.end_sessions(s, who.user_id, self._clock.now(), session_id)
         return ended > 0
 
     # --------------------------------------------------------------------- queue
@@ -172,6 +196,12 @@ class CallService:
         self, who: Identity, mode: Mode, topics: list[str] | None = None, session_id: str | None = None
     ) -> dict[str, Any]:
         """Wait for a partner in `mode`; starts a session when none is active."""
+        async with self._user(who.user_id):
+            return await self._join_queue(who, mode, topics, session_id)
+
+    async def _join_queue(
+        self, who: Identity, mode: Mode, topics: list[str] | None, session_id: str | None
+    ) -> dict[str, Any]:
         now = self._clock.now()
         async with self._db.begin() as s:
             user = await users.ensure_user(
@@ -200,6 +230,10 @@ class CallService:
             ticket = Ticket(who.user_id, user.display_name, current.session_id, mode)
             met_count = len(current.matched_user_ids)
         async with self._lock:
+            claimed_meanwhile = self._user_match.get(who.user_id)
+            if claimed_meanwhile is not None:
+                # Someone paired this user after the check above: they are in a match now.
+                raise Conflict(f"you are in match {claimed_meanwhile}", matchId=claimed_meanwhile)
             position = await self._queue.add(entry, ticket)
             claimed = await self._queue.claim(who.user_id, self._clock.monotonic())
             if claimed is not None:
@@ -218,6 +252,10 @@ class CallService:
 
     async def leave_queue(self, who: Identity) -> dict[str, Any]:
         """Stop waiting; `conflict` with the matchId when a match was already made."""
+        async with self._user(who.user_id):
+            return await self._leave_queue(who)
+
+    async def _leave_queue(self, who: Identity) -> dict[str, Any]:
         async with self._lock:
             ticket = await self._queue.remove(who.user_id)
         if ticket is None:
@@ -306,6 +344,7 @@ class CallService:
             await self._queue.add(pairing.second, second)
             return None
         self._open[state.id] = state
+        self._user_match[first.user_id] = self._user_match[second.user_id] = state.id
         names = {first.user_id: first.display_name, second.user_id: second.display_name}
         await self._announce(state, names)
         self._join_timers[state.id] = self._clock.call_later(
@@ -420,6 +459,9 @@ class CallService:
                 await self._notify.send(user_id, "match:ended", payload)
         # Closed for good: later arrivals find it ended whichever lock they take.
         self._match_locks.pop(match_id, None)
+        for user_id in (after.user1_id, after.user2_id):
+            if self._user_match.get(user_id) == match_id:
+                del self._user_match[user_id]
         async with self._db.begin() as s:
             for user_id in (after.user1_id, after.user2_id):
                 await activity.record_status(s, user_id, ActivityStatus.ONLINE, now)
