@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from matching.errors import STATUS_BY_CODE, Invalid, PairwireError, Unauthorized
+from matching.errors import STATUS_BY_CODE, Invalid, PairwireError
 from matching.identity import Identity
 
 from ..metrics import Metrics

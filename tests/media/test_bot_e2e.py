@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aioice.ice
 import pytest
-from aiortc.rtcicetransport import RTCIceGatherer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,51 +28,6 @@ STEP = 30.0  # bound on each wait for something the server or the media should d
 def db_kind() -> str:
     """These tests exercise the wire, not the database: SQLite only."""
     return "sqlite"
-
-
-@pytest.fixture(autouse=True)
-def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Fail on any UDP/TCP destination off loopback, on aiortc's default STUN server, or on mDNS."""
-    destinations: list[Any] = []
-    problems: list[str] = []
-
-    def check(address: Any) -> None:
-        destinations.append(address)
-        host = address[0] if isinstance(address, tuple) else address
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            problems.append(f"traffic to non-loopback {address!r}")
-            raise OSError(f"test network guard: refusing to contact {address!r}")
-
-    original_sendto = socket.socket.sendto
-    original_connect = socket.socket.connect
-
-    def guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
-        check(args[-1])
-        return original_sendto(self, data, *args)
-
-    def guarded_connect(self: socket.socket, address: Any) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            check(address)
-        return original_connect(self, address)
-
-    def no_default_ice_servers(cls: type) -> list[Any]:
-        problems.append("aiortc fell back to its default (public Google) STUN server")
-        return []
-
-    async def no_mdns(subscriber: object) -> Any:
-        problems.append("aioice tried to resolve an mDNS candidate")
-        raise OSError("test network guard: mDNS disabled")
-
-    monkeypatch.setattr(socket.socket, "sendto", guarded_sendto)
-    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
-    monkeypatch.setattr(RTCIceGatherer, "getDefaultIceServers", classmethod(no_default_ice_servers))
-    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", no_mdns)
-    yield destinations
-    assert not problems, problems
 
 
 def make_bot(server: Any, name: str, **options: Any) -> Bot:

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from matching.identity import Role
 from matching.store import users
 from matching.store.database import session_factory
-from matching.lifecycle import duration_seconds
 from matching.store.matches import close_open_matches
 from matching.store.models import (
     Block,

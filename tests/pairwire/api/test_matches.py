@@ -6,51 +6,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from matching.clock import Clock
 from matching.identity import Role
 from matching.store import users
 from matching.store.models import CallMode, Match, MatchStatus, new_id
 from matching.store.types import utcnow
-from pairwire.api import matches as match_routes
 from pairwire.api.http import TOKENS
 from pairwire.api.store import SESSIONS
-from pairwire.app import build_app
-from pairwire.settings import Settings
-from tests.conftest import Database, RunningServer
 from tests.support.clients import SocketUser, sign_in
-
-
-@pytest.fixture
-async def server(
-    db: Database, tmp_path: Path, settings_overrides: dict[str, object], clock: Clock | None
-) -> AsyncIterator[RunningServer]:
-    """The conftest `server`, with the match routes added when the app does not have them yet."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=db.url,
-        secret="test-secret-" + "x" * 40,
-        log_json=True,
-        **settings_overrides,
-    )
-    app = build_app(settings, db_schema=db.schema, clock=clock)
-    if not any(r.resource is not None and r.resource.canonical == "/api/matches" for r in app.router.routes()):
-        match_routes.add_routes(app)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield RunningServer(app, settings, f"http://127.0.0.1:{port}", db)
-    finally:
-        await runner.cleanup()
 
 
 class Api:
