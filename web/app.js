@@ -3,10 +3,12 @@
 import { io } from "/vendor/socket.io/socket.io.esm.min.js";
 import { PeerCall } from "/static/call.js";
 import { Chat } from "/static/chat.js";
+import { api, forgetToken, isStaff, storeToken, takeToken, tokenRole } from "/static/auth.js";
 
-const TOKEN_KEY = "pairwire.token";
 const ACK_TIMEOUT_MS = 10000;
 const RESUME_WAIT_MS = 5000; // after a reconnect, how long match:found may take to come back
+const MIN_REASON = 10; // characters of a flag's reason (the server's rule)
+const THANKS = "Report submitted. Thank you for keeping our community safe.";
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -19,11 +21,16 @@ const el = {
   remotePlaceholder: $("remote-placeholder"), chat: $("chat"), chatForm: $("chat-form"),
   mute: $("mute"), camera: $("camera"), skip: $("skip"), end: $("end"), flag: $("flag"),
   cancel: $("cancel"), again: $("again"), changeMode: $("change-mode"), newSession: $("new-session"),
+  staffNav: $("staff-nav"), flagLabel: $("flag-label"), reportStatus: $("report-status"),
+  flagDialog: $("flag-dialog"), flagForm: $("flag-form"), flagTitle: $("flag-title"), flagSaved: $("flag-saved"),
+  flagReason: $("flag-reason"), flagCount: $("flag-count"), flagError: $("flag-error"),
+  flagCategory: $("flag-category"), flagEndLine: $("flag-end-line"), flagEnd: $("flag-end"),
+  flagClose: $("flag-close"), flagSubmit: $("flag-submit"), flagThanks: $("flag-thanks"), flagDone: $("flag-done"),
 };
 
 const app = {
   state: "signed-out", // signed-out, idle, searching, matched, in-call, ended
-  token: sessionStorage.getItem(TOKEN_KEY),
+  token: takeToken(), // this tab's sign-in, or one handed over as /#token=...
   user: null,
   mode: "video",
   sessionId: null,
@@ -36,6 +43,7 @@ const app = {
   muted: false,
   cameraOff: false,
   remoteConnected: false,
+  report: null, // {matchId, flag, busy, submitted}: the flag raised against the current partner
 };
 
 let socket = null;
@@ -94,6 +102,9 @@ function render() {
   const signedIn = state !== "signed-out";
   el.account.hidden = !signedIn;
   el.whoami.textContent = app.user ? `Signed in as ${app.user.displayName}` : "";
+  // Moderators reach their pages from here, but not mid-call (leaving the page ends the call).
+  const staff = isStaff(app.user && app.user.role) || isStaff(tokenRole(app.token));
+  el.staffNav.hidden = !(staff && (state === "idle" || state === "ended"));
   el.signInView.hidden = signedIn;
   el.lobbyView.hidden = state !== "idle";
   el.callView.hidden = !["searching", "matched", "in-call", "ended"].includes(state);
@@ -147,6 +158,18 @@ function render() {
   el.cancel.hidden = state !== "searching";
   el.newSession.hidden = !(state === "searching" && app.exhausted);
   el.again.hidden = el.changeMode.hidden = state !== "ended";
+  renderReport(live);
+}
+
+function renderReport(live) {
+  const report = app.report && app.match && app.report.matchId === app.match.id ? app.report : null;
+  const partnerKnown = Boolean(app.match && app.match.partner && app.match.partner.id);
+  el.flag.hidden = !(partnerKnown && (live || app.state === "ended"));
+  el.flag.disabled = Boolean(report && (report.busy || report.submitted));
+  el.flagLabel.textContent = report && report.submitted ? "Reported" : report && report.busy && !report.flag ? "Reporting…" : "Report";
+  el.reportStatus.hidden = !el.reportStatus.textContent || !["matched", "in-call", "ended"].includes(app.state);
+  // Once the call is over there is nothing left to end.
+  el.flagEndLine.hidden = !live;
 }
 
 /** When the focused control disappeared with the state, land on the new view's heading. */
@@ -244,6 +267,7 @@ async function onMatchFound(data) {
     app.exhausted = null;
     app.ended = null;
     el.callMessage.textContent = "";
+    resetReport();
     chat.reset(partnerName());
     setState("matched");
   }
@@ -399,6 +423,7 @@ async function startSearch() {
   app.match = null;
   app.ended = null;
   app.exhausted = null;
+  resetReport();
   app.searchingSince = Date.now();
   setState("searching");
   await joinQueue();
@@ -504,7 +529,7 @@ async function signIn(event) {
     el.signInStatus.textContent = `Could not sign in: ${answer.error ? answer.error.message : response.status}`;
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, answer.token);
+  storeToken(answer.token);
   app.token = answer.token;
   app.user = answer.user;
   el.signInStatus.textContent = "";
@@ -540,11 +565,153 @@ async function signOut(message = "") {
   clearTimeout(resumeTimer);
   closeCall();
   stopLocalMedia();
-  sessionStorage.removeItem(TOKEN_KEY);
+  forgetToken();
+  resetReport();
   Object.assign(app, { token: null, user: null, match: null, ended: null, sessionId: null, exhausted: null });
   showBanner("");
   el.signInStatus.textContent = message;
   setState("signed-out");
+}
+
+// ----------------------------------------------------------------------------- report
+
+function resetReport() {
+  app.report = null;
+  el.reportStatus.textContent = "";
+  if (el.flagDialog.open) el.flagDialog.close();
+  el.flagReason.value = "";
+  el.flagCategory.value = "";
+}
+
+function setReportStatus(text, problem = false) {
+  el.reportStatus.textContent = text;
+  el.reportStatus.classList.toggle("problem", problem);
+  render();
+}
+
+/**
+ * The Report button: the flag is saved at once (POST /api/flags, empty reason) and only then
+ * does the form open, so the report exists even if the form is never sent. Pressed again
+ * before a reason was given, it reopens the form for the flag already saved.
+ */
+async function report() {
+  if (!app.match || !app.match.partner || !app.match.partner.id) return;
+  const matchId = app.match.id;
+  const existing = app.report && app.report.matchId === matchId ? app.report : null;
+  if (existing) {
+    if (existing.flag && !existing.submitted && !existing.busy) openReportForm();
+    return;
+  }
+  const pending = { matchId, flag: null, busy: true, submitted: false };
+  app.report = pending;
+  setReportStatus("Saving your report…");
+  const answer = await api(app.token, "POST", "/api/flags", { flaggedUserId: app.match.partner.id, matchId });
+  if (app.report !== pending) return; // a new match or a sign-out meanwhile
+  pending.busy = false;
+  if (!answer.ok || !answer.data || !answer.data.flag) {
+    app.report = null;
+    const message = answer.error ? answer.error.message : "unexpected answer";
+    setReportStatus(`Your report could not be saved: ${message}`, true);
+    return;
+  }
+  pending.flag = answer.data.flag;
+  setReportStatus("");
+  openReportForm();
+}
+
+function reasonLength() {
+  return el.flagReason.value.trim().length;
+}
+
+function updateCounter() {
+  const n = reasonLength();
+  el.flagCount.textContent = n >= MIN_REASON ? `${n} characters` : `${n} of at least ${MIN_REASON} characters`;
+  el.flagCount.classList.toggle("enough", n >= MIN_REASON);
+  if (n >= MIN_REASON) el.flagError.textContent = "";
+}
+
+function openReportForm() {
+  const saved = app.report && app.report.flag;
+  if (!saved) return;
+  const at = new Date(saved.flaggedAt);
+  const time = Number.isNaN(at.getTime()) ? "" : ` at ${at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`;
+  el.flagTitle.textContent = `Report ${partnerName()}`;
+  el.flagSaved.textContent =
+    `Your report is already saved${time}. Tell us what happened so a moderator can act on it. ` +
+    "If you close this without a reason, the report stays saved, without one.";
+  el.flagForm.hidden = false;
+  el.flagThanks.hidden = true;
+  el.flagError.textContent = "";
+  el.flagEnd.checked = true; // recommended: leave the call you are reporting
+  el.flagSubmit.disabled = false;
+  updateCounter();
+  render();
+  if (!el.flagDialog.open) el.flagDialog.showModal(); // modal: the page behind is inert
+  el.flagReason.focus();
+}
+
+async function submitReport(event) {
+  event.preventDefault();
+  const current = app.report;
+  if (!current || !current.flag || current.busy || current.submitted) return;
+  const reason = el.flagReason.value.trim();
+  if (reason.length < MIN_REASON) {
+    el.flagError.textContent = `Please describe what happened in at least ${MIN_REASON} characters (${reason.length} so far).`;
+    el.flagReason.focus();
+    return;
+  }
+  const body = { reason };
+  if (el.flagCategory.value) body.category = el.flagCategory.value;
+  const endCall = !el.flagEndLine.hidden && el.flagEnd.checked;
+  current.busy = true;
+  el.flagSubmit.disabled = true;
+  el.flagError.textContent = "";
+  const answer = await api(app.token, "PATCH", `/api/flags/${encodeURIComponent(current.flag.id)}`, body);
+  current.busy = false;
+  el.flagSubmit.disabled = false;
+  if (app.report !== current) return;
+  if (!answer.ok) {
+    const message = answer.error ? answer.error.message : "unexpected answer";
+    el.flagError.textContent = `The reason was not sent: ${message}. Your report itself is saved.`;
+    render();
+    return;
+  }
+  current.flag = answer.data.flag;
+  current.submitted = true;
+  el.flagForm.hidden = true;
+  el.flagThanks.hidden = false;
+  setReportStatus(THANKS);
+  $("flag-done").focus();
+  const live = app.state === "matched" || app.state === "in-call";
+  if (endCall && live && app.match && app.match.id === current.matchId) await finish("match:end");
+}
+
+/** Tab and Shift+Tab go round the open form instead of leaving it for the browser's own UI. */
+function trapFocus(event) {
+  if (event.key !== "Tab") return;
+  const focusable = [...el.flagDialog.querySelectorAll("button, select, textarea, input, [tabindex]")].filter(
+    (node) => !node.disabled && node.tabIndex >= 0 && node.offsetParent !== null,
+  );
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
+function reportFormClosed() {
+  const current = app.report;
+  if (current && current.flag && !current.submitted) {
+    setReportStatus("Your report is saved, without a reason. Press Report to add what happened.");
+  }
+  // Back to the Report button, or, when it is gone with the call, to the page's heading.
+  if (!el.flag.hidden && !el.flag.disabled) el.flag.focus();
+  else if (!el.callView.hidden) el.callTitle.focus();
 }
 
 // ------------------------------------------------------------------------------ wiring
@@ -564,6 +731,13 @@ el.mute.addEventListener("click", toggleMute);
 el.camera.addEventListener("click", toggleCamera);
 el.again.addEventListener("click", startSearch);
 el.changeMode.addEventListener("click", () => setState("idle"));
+el.flag.addEventListener("click", report);
+el.flagForm.addEventListener("submit", submitReport);
+el.flagReason.addEventListener("input", updateCounter);
+el.flagClose.addEventListener("click", () => el.flagDialog.close());
+el.flagDone.addEventListener("click", () => el.flagDialog.close());
+el.flagDialog.addEventListener("close", reportFormClosed); // also after Escape
+el.flagDialog.addEventListener("keydown", trapFocus);
 
 // A small, read-only view for tests and debugging.
 window.pairwire = {
@@ -577,6 +751,7 @@ window.pairwire = {
   get partner() { return app.match ? { ...app.match.partner } : null; },
   get ended() { return app.ended ? { ...app.ended } : null; },
   get connected() { return Boolean(socket && socket.connected); },
+  get report() { return app.report ? { ...app.report, flag: app.report.flag ? { ...app.report.flag } : null } : null; },
   stats: async () => (app.call ? app.call.stats() : null),
 };
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 STEP_MS = 20_000  # bound on each wait for the page, the server or the media
@@ -42,7 +44,9 @@ class MatchPage:
         *,
         viewport: dict[str, int] | None = None,
         init_script: str | None = None,
+        path: str = "/",
     ) -> MatchPage:
+        """A new browser context at `path`: the match page (signed out) unless told otherwise."""
         phone = viewport == PHONE
         context = await browser.new_context(
             base_url=base_url,
@@ -56,8 +60,9 @@ class MatchPage:
             await context.add_init_script(init_script)
         page = await context.new_page()
         match_page = cls(context, page, name, shots, prefix)
-        await page.goto("/")
-        await expect(page.get_by_role("heading", name="Meet someone new")).to_be_visible()
+        await page.goto(path)
+        if path == "/":
+            await expect(page.get_by_role("heading", name="Meet someone new")).to_be_visible()
         return match_page
 
     async def close(self) -> None:
@@ -94,9 +99,10 @@ class MatchPage:
         await box.fill(text)
         await self.page.get_by_role("button", name="Send", exact=True).click()
 
-    async def screenshot(self, state: str) -> Path:
+    async def screenshot(self, state: str, **options: Any) -> Path:
+        """A PNG of the whole page (`options` go to Playwright, e.g. scale="css", full_page=False)."""
         path = self.shots / f"{self.prefix}-{state}-{self.name.lower()}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), **{"full_page": True, **options})
         return path
 
     # -- observations ---------------------------------------------------------------------
@@ -145,6 +151,31 @@ class MatchPage:
             " return v.videoWidth > 0 && !v.paused && v.readyState >= 2; }",
             timeout=STEP_MS,
         )
+
+
+OpenPage = Callable[..., Awaitable[MatchPage]]
+
+
+async def rest(base_url: str, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    """One REST call from the test itself (not through a page): (status, decoded JSON body)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=STEP_MS / 1000)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.request(method, base_url + path, json=body, headers=headers) as response:
+            return response.status, await response.json()
+
+
+async def matched_pair(open_page: OpenPage, mode: str, **b_kwargs: Any) -> tuple[MatchPage, MatchPage]:
+    """Ada and Bo, sharing a topic, both started in `mode` and in a call."""
+    ada = await open_page("Ada")
+    bo = await open_page("Bo", **b_kwargs)
+    await ada.sign_in(topics="webrtc, rust", seniority="senior")
+    await bo.sign_in(topics="WebRTC, python", seniority="mid")
+    await ada.start(mode)
+    await bo.start(mode)
+    for page in (ada, bo):
+        await page.wait_state("in-call")
+    return ada, bo
 
 
 expect.set_options(timeout=STEP_MS // 2)

@@ -12,15 +12,19 @@ Redis are unreachable in there; these tests use SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+
+from tests.web.browser import MatchPage, OpenPage
 
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -140,3 +144,25 @@ async def browser() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture
+async def open_page(
+    browser: Browser, server: Any, screenshot_dir: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenPage]:
+    """Open a page (the match page unless `path=` says otherwise) for a person in their own browser
+    context; every page is closed at the end, and none may have thrown."""
+    pages: list[MatchPage] = []
+    prefix = request.node.name.removeprefix("test_").replace("[", "-").replace("]", "")
+
+    async def open_one(name: str, **kwargs: Any) -> MatchPage:
+        page = await MatchPage.open(browser, server.url, name, screenshot_dir, prefix, **kwargs)
+        pages.append(page)
+        return page
+
+    yield open_one
+    errors = [f"{p.name}: {e}" for p in pages for e in p.errors]
+    for page in pages:
+        with contextlib.suppress(Exception):  # the browser fixture closes whatever is left
+            await page.close()
+    assert not errors, f"uncaught errors in the page: {errors}"

@@ -7,43 +7,18 @@ Only loopback exists in here (see conftest.py); every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from media.bot import Bot, BotOptions
 from pairwire.app import SIGNALING
 from signaling.server import user_room
-from tests.web.browser import PHONE, STEP_MS, MatchPage
+from tests.web.browser import PHONE, STEP_MS, OpenPage, matched_pair
 
 STEP = STEP_MS / 1000
-
-OpenPage = Callable[..., Awaitable[MatchPage]]
-
-
-@pytest.fixture
-async def open_page(
-    browser: Browser, server: Any, screenshot_dir: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[OpenPage]:
-    """Open the match page for a person; every page is closed, and none may have thrown."""
-    pages: list[MatchPage] = []
-    prefix = request.node.name.removeprefix("test_").replace("[", "-").replace("]", "")
-
-    async def open_one(name: str, **kwargs: Any) -> MatchPage:
-        page = await MatchPage.open(browser, server.url, name, screenshot_dir, prefix, **kwargs)
-        pages.append(page)
-        return page
-
-    yield open_one
-    errors = [f"{p.name}: {e}" for p in pages for e in p.errors]
-    for page in pages:
-        with contextlib.suppress(Exception):  # the browser fixture closes whatever is left
-            await page.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 async def until(predicate: Callable[[], bool], timeout: float = STEP) -> None:
@@ -51,19 +26,6 @@ async def until(predicate: Callable[[], bool], timeout: float = STEP) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.05)
-
-
-async def matched_pair(open_page: OpenPage, mode: str, **b_kwargs: Any) -> tuple[MatchPage, MatchPage]:
-    """Ada and Bo, sharing a topic, both started in `mode` and in a call."""
-    ada = await open_page("Ada")
-    bo = await open_page("Bo", **b_kwargs)
-    await ada.sign_in(topics="webrtc, rust", seniority="senior")
-    await bo.sign_in(topics="WebRTC, python", seniority="mid")
-    await ada.start(mode)
-    await bo.start(mode)
-    for page in (ada, bo):
-        await page.wait_state("in-call")
-    return ada, bo
 
 
 async def test_video_call_between_two_browsers(open_page: OpenPage) -> None:
