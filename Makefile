@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-test migrate clean
+.PHONY: run test install install-test migrate clean bench
 
 run: install node_modules/.installed migrate
 	$(BIN)/pairwire serve
@@ -24,6 +24,14 @@ test: install-test
 	$(BIN)/python -m pytest --ignore=tests/web $(PYTEST_ARGS)
 	unshare -n sh -c 'ip link set lo up && exec $(BIN)/python -m pytest tests/web $(PYTEST_ARGS)'
 
+
+# Pairwire against a Node.js Socket.IO reference (docs/performance.md); BENCH_ARGS=--quick for a smoke run.
+bench: install bench/node_modules/.installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench/node_modules/.installed: bench/package.json bench/package-lock.json
+	npm ci --prefix bench --no-audit --no-fund
+	touch $@
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,4 +56,4 @@ $(CHROMIUM):
 	fi
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules bench/node_modules
