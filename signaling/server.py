@@ -7,9 +7,12 @@ between server processes (queue, matches) never lives here.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp.web
+import engineio.async_drivers.aiohttp as _engineio_aiohttp
 import socketio
 import structlog
 
@@ -22,6 +25,17 @@ log = structlog.get_logger("pairwire.signaling")
 MAX_MESSAGE_BYTES = 1_000_000
 
 Verify = Callable[[str | None], Identity]
+
+
+def decline_websocket_compression() -> None:
+    """Make python-engineio's aiohttp driver refuse permessage-deflate, as Node's socket.io does.
+
+    Browsers always offer it; accepted, zlib keeps ~94 KB of state per client and its work
+    dominates the relay (docs/performance.md). The driver has no option for this, so its
+    WebSocketResponse is replaced by one created with compress=False.
+    """
+    if not isinstance(_engineio_aiohttp.WebSocketResponse, functools.partial):
+        _engineio_aiohttp.WebSocketResponse = functools.partial(aiohttp.web.WebSocketResponse, compress=False)
 
 
 def user_room(user_id: str) -> str:
@@ -41,6 +55,7 @@ class SignalingServer:
     ) -> None:
         self._verify = verify
         self._on_refused = on_refused
+        decline_websocket_compression()
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=client_manager,

@@ -69,3 +69,16 @@ async def test_bad_tokens_are_refused_with_the_contract_error(server, kind: str)
         assert data["data"]["message"] == data["message"] and data["message"]
     finally:
         await client.disconnect()
+
+
+async def test_websocket_compression_is_declined(server) -> None:  # type: ignore[no-untyped-def]
+    """Browsers offer permessage-deflate; the server answers without it (memory and CPU per client)."""
+    import aiohttp
+
+    url = f"{server.url}/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url, compress=15) as ws:
+            assert ws.compress == 0
+            assert "Sec-WebSocket-Extensions" not in ws._response.headers
+            opening = await ws.receive_str(timeout=5)
+            assert opening.startswith("0{")  # engine.io's open packet: the connection works
