@@ -132,15 +132,7 @@ async def list_matches(request: web.Request) -> web.Response:
 @operation("One match you were in (moderators: any)", query=NoQuery, errors=("not_found",), tag="matches")
 async def get_match(request: web.Request) -> web.Response:
     """One match: for the two people in it and for moderators (anyone else gets `not_found`)."""
-    who = identity(request)
-    parse_query(request, NoQuery)
-    match_id = request.match_info["matchId"]
-    row = None
-    if len(match_id) <= 64 and match_id.isprintable():
-        async with request.app[SESSIONS]() as s:
-            row = await stats.get_match(s, match_id)
-    if row is None or not (_is_moderator(who) or who.user_id in (row.match.user1_id, row.match.user2_id)):
-        raise NotFound(f"no match {match_id!r}")
+    row, _ = await _visible_match(request)
     return json_response({"match": match_view(row)})
 
 
@@ -170,19 +162,26 @@ async def match_stats(request: web.Request) -> web.Response:
            tag="matches")
 async def match_messages(request: web.Request) -> web.Response:
     """The chat of one match, oldest first; the text is plain text, never to be rendered as HTML."""
-    who = identity(request)
-    parse_query(request, NoQuery)
-    match_id = request.match_info["matchId"]
-    row = None
-    if len(match_id) <= 64 and match_id.isprintable():
-        async with request.app[SESSIONS]() as s:
-            row = await stats.get_match(s, match_id)
-            messages = await chat.transcript(s, match_id) if row is not None else []
-    if row is None or not (_is_moderator(who) or who.user_id in (row.match.user1_id, row.match.user2_id)):
-        raise NotFound(f"no match {match_id!r}")
+    _, messages = await _visible_match(request, with_messages=True)
     return json_response({"messages": [
         {"id": m.id, "from": m.sender_id, "text": m.text, "sentAt": iso(m.sent_at)} for m in messages
     ]})
+
+
+async def _visible_match(request: web.Request, *, with_messages: bool = False) -> tuple[Any, list[Any]]:
+    """The match of the URL and (optionally) its chat, if the caller may see it; else `not_found`."""
+    who = identity(request)
+    parse_query(request, NoQuery)
+    match_id = request.match_info["matchId"]
+    row, messages = None, []
+    if len(match_id) <= 64 and match_id.isprintable():
+        async with request.app[SESSIONS]() as s:
+            row = await stats.get_match(s, match_id)
+            if row is not None and with_messages:
+                messages = await chat.transcript(s, match_id)
+    if row is None or not (_is_moderator(who) or who.user_id in (row.match.user1_id, row.match.user2_id)):
+        raise NotFound(f"no match {match_id!r}")
+    return row, messages
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -14,46 +12,8 @@ from matching.identity import Role
 from matching.store import users
 from matching.store.models import ActivityStatus, CallMode, UserActivity, new_id
 from matching.store.types import utcnow
-from pairwire.api.http import TOKENS
 from pairwire.api.store import SESSIONS
 from tests.support.clients import SocketUser, sign_in
-
-
-class Api:
-    """A REST caller, signed in when given a token."""
-
-    def __init__(self, base: str, token: str | None = None) -> None:
-        self.base = base
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = aiohttp.ClientSession(headers=headers)
-
-    async def get(self, path: str, **params: Any) -> tuple[int, Any]:
-        async with self.http.get(self.base + path, params=params) as r:
-            return r.status, await r.json()
-
-    async def post(self, path: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
-        if raw is not None:
-            kwargs: dict[str, Any] = {"data": raw, "headers": {"Content-Type": "application/json"}}
-        else:
-            kwargs = {"json": body if body is not None else {}}
-        async with self.http.post(self.base + path, **kwargs) as r:
-            return r.status, await r.json()
-
-
-@pytest.fixture
-async def apis(server) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
-    """`make(user_id, role)`: a REST caller with a minted token; closed at the end."""
-    made: list[Api] = []
-
-    def make(user_id: str | None = None, role: Role = Role.USER) -> Api:
-        token = server.app[TOKENS].mint(user_id, role, name=user_id) if user_id else None
-        api = Api(server.url, token)
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        await api.http.close()
 
 
 def at(text: str) -> datetime:

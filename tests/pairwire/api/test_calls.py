@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.api import Api
 from tests.support.clients import SocketUser, sign_in
-
-
-class Api:
-    """A signed-in REST caller."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
-
-    async def get(self, path: str, **params: Any) -> tuple[int, dict]:
-        async with self.http.get(self.base + path, params=params) as r:
-            return r.status, await r.json()
-
-    async def post(self, path: str, body: Any = None) -> tuple[int, dict]:
-        async with self.http.post(self.base + path, json=body if body is not None else {}) as r:
-            return r.status, await r.json()
 
 
 @pytest.fixture
@@ -40,7 +24,7 @@ async def people(server) -> AsyncIterator[list[tuple[SocketUser, Api]]]:  # type
     yield [await make("Ann", ["rust"]), await make("Bob", ["rust"])]
     for user, api in made:
         await user.close()
-        await api.http.close()
+        await api.close()
 
 
 async def test_session_lifecycle(people) -> None:  # type: ignore[no-untyped-def]

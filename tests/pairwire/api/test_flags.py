@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -15,17 +14,8 @@ from matching.identity import Role
 from matching.store.database import session_factory
 from matching.store.models import Flag, FlagAudit, Match
 from pairwire.api.http import TOKENS
+from tests.support.api import Api
 from tests.support.clients import SocketUser, sign_in
-
-
-class Api:
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
-
-    async def call(self, method: str, path: str, body: Any = None, **params: Any) -> tuple[int, dict, Any]:
-        async with self.http.request(method, self.base + path, json=body, params=params) as r:
-            return r.status, await r.json(), r.headers
 
 
 @pytest.fixture
@@ -51,7 +41,7 @@ async def world(server) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-unt
     for user in users:
         await user.close()
     for api in [*apis, moderator]:
-        await api.http.close()
+        await api.close()
 
 
 async def _stored_flags(server) -> list[Flag]:  # type: ignore[no-untyped-def]

@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 
 from matching.identity import Role
 from matching.store import users
 from matching.store.models import CallMode, Match, MatchStatus, new_id
 from matching.store.types import utcnow
-from pairwire.api.http import TOKENS
 from pairwire.api.store import SESSIONS
 from tests.support.clients import SocketUser, sign_in
-
-
-class Api:
-    """A REST caller, signed in when given a token."""
-
-    def __init__(self, base: str, token: str | None = None) -> None:
-        self.base = base
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = aiohttp.ClientSession(headers=headers)
-
-    async def get(self, path: str, **params: Any) -> tuple[int, Any]:
-        async with self.http.get(self.base + path, params=params) as r:
-            return r.status, await r.json()
-
-
-@pytest.fixture
-async def apis(server) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
-    """`make(user_id, role)`: a REST caller with a minted token (none without a user id)."""
-    made: list[Api] = []
-
-    def make(user_id: str | None = None, role: Role = Role.USER) -> Api:
-        token = server.app[TOKENS].mint(user_id, role) if user_id else None
-        api = Api(server.url, token)
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        await api.http.close()
 
 
 def at(text: str) -> datetime:
