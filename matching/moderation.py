@@ -145,13 +145,17 @@ class ModerationService:
             await flags.add_audit(s, flag.id, who.user_id, action, changes, now)
         return flag
 
-    async def get_flag(self, who: Identity, flag_id: str) -> tuple[Flag, list[FlagAudit]]:
-        """A flag and its audit trail, for its flagger or a moderator."""
+    async def get_flag(self, who: Identity, flag_id: str) -> tuple[Flag, list[FlagAudit], dict[str, str]]:
+        """A flag, its audit trail and both people's display names, for its flagger or a moderator."""
         async with self._db() as s:
             flag = await flags.get_flag(s, flag_id)
             if flag is None or not (who.role.at_least(Role.MODERATOR) or flag.flagged_by_id == who.user_id):
                 raise NotFound(f"no flag {flag_id!r}")
-            return flag, await flags.audit_trail(s, flag_id)
+            names = {}
+            for user_id in (flag.flagged_by_id, flag.flagged_user_id):
+                user = await users.get_user(s, user_id)
+                names[user_id] = user.display_name if user else user_id
+            return flag, await flags.audit_trail(s, flag_id), names
 
     async def block(self, who: Identity, user_id: str) -> tuple[Block, bool]:
         """Never match `who` with `user_id` again (nor the other way round)."""

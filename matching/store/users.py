@@ -60,7 +60,7 @@ async def get_user(session: AsyncSession, user_id: str) -> User | None:
 
 async def ensure_user(session: AsyncSession, *, user_id: str, role: Role, display_name: str | None,
                       now: datetime) -> User:
-    """The stored user for a verified token, inserting it the first time an outside token is seen."""
+    """The stored user for a verified token: inserted on first sight, its role kept equal to the token's."""
     values = {
         "id": user_id,
         "displayName": display_name or user_id,
@@ -72,7 +72,15 @@ async def ensure_user(session: AsyncSession, *, user_id: str, role: Role, displa
     }
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # ON CONFLICT DO NOTHING: two first requests of one user at once must not fail either.
-    await session.execute(insert(User.__table__).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    # Two first requests of one user at once must not fail either; the token's role is the
+    # authority (an operator may mint a moderator token for an existing user), so it is kept.
+    statement = insert(User.__table__).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"role": statement.excluded.role, "updatedAt": statement.excluded.updatedAt},
+            where=User.__table__.c.role != statement.excluded.role,
+        )
+    )
     user = (await session.execute(select(User).where(User.id == user_id))).scalar_one()
     return user

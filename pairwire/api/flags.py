@@ -114,8 +114,9 @@ async def update_flag(request: web.Request) -> web.Response:
 async def get_flag(request: web.Request) -> web.Response:
     """One flag with its audit trail."""
     who = identity(request)
-    flag, trail = await request.app[MODERATION].get_flag(who, request.match_info["flagId"])
-    return json_response({"flag": flag_view(flag), "audit": [audit_view(e) for e in trail]})
+    flag, trail, names = await request.app[MODERATION].get_flag(who, request.match_info["flagId"])
+    view = flag_view(flag, names[flag.flagged_by_id], names[flag.flagged_user_id])
+    return json_response({"flag": view, "audit": [audit_view(e) for e in trail]})
 
 
 @operation("The moderators' queue of flags", query=FlagQuery, errors=("forbidden",), tag="flags")

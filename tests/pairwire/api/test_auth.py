@@ -130,3 +130,12 @@ async def test_unknown_route_and_method_use_the_error_shape(server) -> None:  # 
     async with aiohttp.ClientSession() as http:
         async with http.delete(f"{server.url}/api/auth/guest") as r:
             assert r.status == 405 and (await r.json())["error"]["code"] == "invalid"
+
+
+async def test_a_moderator_token_for_a_guest_updates_the_stored_role(server) -> None:  # type: ignore[no-untyped-def]
+    _, guest = await _post(f"{server.url}/api/auth/guest", {"displayName": "Gus"})
+    promoted = server.app[TOKENS].mint(guest["user"]["id"], Role.MODERATOR)
+    status, me = await _get(f"{server.url}/api/auth/me", promoted)
+    assert status == 200 and me["user"]["role"] == "moderator" and me["user"]["displayName"] == "Gus"
+    status, again = await _get(f"{server.url}/api/auth/me", guest["token"])
+    assert again["user"]["role"] == "user"

@@ -126,6 +126,8 @@ async def test_reason_then_review_with_audit_trail(server, world) -> None:  # ty
         (world["ann"].user_id, "create"), (world["ann"].user_id, "reason"), ("mod-1", "review"),
     ]
     assert detail["audit"][2]["changes"]["status"] == {"from": "PENDING", "to": "RESOLVED"}
+    assert detail["flag"]["flaggedBy"] == {"id": world["ann"].user_id, "name": "Ann"}
+    assert detail["flag"]["flaggedUser"] == {"id": world["bob"].user_id, "name": "Bob"}
     assert (await ann.call("GET", path))[0] == 200
     assert (await bob.call("GET", path))[0] == 404
     async with session_factory(server.db.engine)() as s:
