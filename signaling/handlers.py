@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import engineio.packet
 import orjson
+import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
 
@@ -34,14 +36,47 @@ def _refusal(exc: PairwireError) -> dict[str, Any]:
     return {"ok": False, "error": exc.to_error(), **exc.extra}
 
 
+def _size(data: Any) -> int:
+    """Bytes `data` takes on the wire, near enough; binary attachments count their length."""
+    try:
+        return len(orjson.dumps(data))
+    except TypeError:
+        if isinstance(data, (bytes, bytearray)):
+            return len(data)
+        if isinstance(data, dict):
+            return sum(_size(k) + _size(v) for k, v in data.items())
+        if isinstance(data, (list, tuple)):
+            return sum(_size(v) for v in data)
+        return len(repr(data))
+
+
 class SocketNotifier:
-    """Delivers events to a user's room, so every tab (and, later, every process) receives them."""
+    """Delivers events to a user's room, so every tab (and, later, every process) receives them.
+
+    With the in-process manager, the event is encoded once as a Socket.IO EVENT packet for the
+    default namespace and handed to each of the user's engine.io sockets in turn: the generic
+    emit walks the payload for binary data and starts a task per recipient, which was most of
+    the relay's cost (docs/performance.md). Order is kept: each send is awaited in turn. A
+    manager that fans out to other processes (Redis) gets the generic emit.
+    """
 
     def __init__(self, server: SignalingServer) -> None:
         self._sio = server.sio
+        self._local = type(server.sio.manager) is socketio.AsyncManager
 
     async def send(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
-        await self._sio.emit(event, payload, room=user_room(user_id))
+        room = user_room(user_id)
+        if self._local:
+            try:
+                encoded = "2" + orjson.dumps([event, payload]).decode()
+            except TypeError:
+                pass  # not plain JSON (binary data): the generic path handles attachments
+            else:
+                message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+                for _sid, eio_sid in list(self._sio.manager.get_participants("/", room)):
+                    await self._sio.eio.send_packet(eio_sid, message)
+                return
+        await self._sio.emit(event, payload, room=room)
 
 
 class CallHandlers:
@@ -88,7 +123,7 @@ class CallHandlers:
         self._server.sio.on(event, handler)
 
     async def _signal(self, who: Identity, payload: Signal) -> dict[str, Any]:
-        if len(orjson.dumps(payload.data)) > MAX_SIGNAL_BYTES:
+        if _size(payload.data) > MAX_SIGNAL_BYTES:
             raise TooLarge(f"signal data is at most {MAX_SIGNAL_BYTES} bytes")
         return await self._service.relay_signal(who, payload.matchId, payload.kind, payload.data)
 

@@ -363,3 +363,13 @@ async def test_resume_within_grace_and_end_past_it(server, clients, clock: Manua
         ).scalars().first()
     assert all(not r.is_active and r.ended_at is not None for r in session_rows)
     assert last is not None and last.status is ActivityStatus.OFFLINE
+
+
+async def test_binary_signal_data_takes_the_generic_path(server, clients) -> None:  # type: ignore[no-untyped-def]
+    # JSON data goes out through the notifier's fast path; binary attachments cannot, and must
+    # still arrive untouched.
+    a, b, found, _ = await _pair(server, clients)
+    blob = bytes(range(256))
+    assert (await a.call("signal", {"matchId": found["matchId"], "kind": "candidate", "data": {"blob": blob}}))["ok"]
+    relayed = await b.wait_for("signal")
+    assert relayed["data"] == {"blob": blob} and relayed["from"] == a.user_id
