@@ -39,45 +39,36 @@ async def record_status(
     await session.flush()
     return row
 
+async def latest_rows(session: AsyncSession, user_ids: Iterable[str] | None = None) -> list[UserActivity]:
+    """Each user's newest activity row (of `user_ids`, or of everyone)."""
+    latest = select(func.max(UserActivity.joined_at).label("joined"), UserActivity.user_id.label("uid"))
+    if user_ids is not None:
+        latest = latest.where(UserActivity.user_id.in_(list(user_ids)))
+    newest = latest.group_by(UserActivity.user_id).subquery()
+    query = select(UserActivity).join(
+        newest, (UserActivity.user_id == newest.c.uid) & (UserActivity.joined_at == newest.c.joined)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def heartbeat(session: AsyncSession, user_ids: Iterable[str], now: datetime) -> int:
-    """Extend the latest row of each user to `now`; returns rows touched."""
+    """Extend the newest row of each connected user to `now` (not an OFFLINE one); returns rows touched."""
     ids = list(user_ids)
     if not ids:
         return 0
-    latest = (
-        select(func.max(UserActivity.joined_at).label("joined"), UserActivity.user_id.label("uid"))
-        .where(UserActivity.user_id.in_(ids))
-        .group_by(UserActivity.user_id)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            select(UserActivity).join(
-                latest, (UserActivity.user_id == latest.c.uid) & (UserActivity.joined_at == latest.c.joined)
-            )
-        )
-    ).scalars().all()
-    for row in rows:
+    touched = 0
+    for row in await latest_rows(session, ids):
         if row.status is not ActivityStatus.OFFLINE:
             row.last_seen = max(row.last_seen, now)
-    return len(rows)
+            touched += 1
+    return touched
+
 
 async def mark_all_offline(session: AsyncSession, now: datetime) -> int:
     """Close every user's open activity with an OFFLINE row (the server is stopping or starting)."""
-    latest = (
-        select(func.max(UserActivity.joined_at).label("joined"), UserActivity.user_id.label("uid"))
-        .group_by(UserActivity.user_id)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            select(UserActivity).join(
-                latest, (UserActivity.user_id == latest.c.uid) & (UserActivity.joined_at == latest.c.joined)
-            ).where(UserActivity.status != ActivityStatus.OFFLINE)
-        )
-    ).scalars().all()
-    for row in rows:
+    open_rows = [row for row in await latest_rows(session) if row.status is not ActivityStatus.OFFLINE]
+    for row in open_rows:
+        at = max(now, row.last_seen)
         session.add(UserActivity(id=new_id(), user_id=row.user_id, status=ActivityStatus.OFFLINE,
-                                 joined_at=max(now, row.last_seen), last_seen=max(now, row.last_seen)))
-    return len(rows)
-
+                                 joined_at=at, last_seen=at))
+    return len(open_rows)
