@@ -14,7 +14,11 @@ from .settings import Settings, SettingsError, load_settings
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bot":
+        args.bot_args = rest  # parsed by the bot's own parser (see _bot)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command is None:
         parser.print_help()
         return 2
@@ -24,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pairwire: {exc}", file=sys.stderr)
         return 2
     return int(args.run(settings, args) or 0)
+
+
+BOT_HELP = "run aiortc bots that sign in, queue, and make real WebRTC calls"
+BOT_DESCRIPTION = (
+    "A real Pairwire client: signs in as a guest, joins the queue over Socket.IO, and on a match runs an "
+    "aiortc peer connection sending synthetic video and counting the frames it receives. Prints progress on "
+    "stderr and a JSON report on stdout."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,17 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default: PAIRWIRE_TOKEN_TTL_SECONDS)")
     token.set_defaults(run=_token)
 
-    from media import bot as bot_module
-
-    bot = commands.add_parser(
-        "bot",
-        help="run aiortc bots that sign in, queue, and make real WebRTC calls",
-        description="A real Pairwire client: signs in as a guest, joins the queue over Socket.IO, and on a "
-        "match runs an aiortc peer connection sending synthetic video and counting the frames it receives. "
-        "Prints progress on stderr and a JSON report on stdout.",
-    )
-    bot_module.add_arguments(bot)
-    bot.set_defaults(run=lambda _settings, args: bot_module.run_from_args(args))
+    # The bot's own parser lives with the bot, which imports aiortc: only `pairwire bot`
+    # loads it, so `serve` does not pay for a media stack it never uses.
+    bot = commands.add_parser("bot", help=BOT_HELP, description=BOT_DESCRIPTION, add_help=False)
+    bot.set_defaults(run=_bot)
     return parser
 
 
@@ -115,6 +120,14 @@ async def _settle_garbage_collector(_app: object) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _bot(_settings: Settings, args: argparse.Namespace) -> int:
+    from media import bot as bot_module
+
+    parser = argparse.ArgumentParser(prog="pairwire bot", description=BOT_DESCRIPTION)
+    bot_module.add_arguments(parser)
+    return bot_module.run_from_args(parser.parse_args(args.bot_args))
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

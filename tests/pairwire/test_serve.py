@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -104,7 +106,9 @@ def test_bad_configuration_is_named(tmp_path: Path) -> None:
     assert "PAIRWIRE_PORT" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["migrate", "--help"], ["token", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["migrate", "--help"], ["token", "--help"], ["bot", "--help"]]
+)
 def test_help_describes_each_command(tmp_path: Path, args: list[str]) -> None:
     result = _run(args, _env(tmp_path), tmp_path)
     assert result.returncode == 0
@@ -134,3 +138,11 @@ async def test_token_command_mints_an_operator_token_the_server_accepts(tmp_path
         async with http.get(f"{restarted.url}/api/auth/me") as r:
             assert r.status == 200
     assert restarted.stop() == 0
+
+
+def test_only_the_bot_command_loads_the_media_stack(tmp_path: Path) -> None:
+    code = "import sys; from pairwire.cli import _parser; _parser(); print('media.bot' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.stdout.strip() == "False", result.stderr
+    bot_help = _run(["bot", "--help"], _env(tmp_path), tmp_path).stdout
+    assert "--ice-host" in bot_help and "usage: pairwire bot" in bot_help
