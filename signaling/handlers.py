@@ -93,15 +93,16 @@ class CallHandlers:
         self._bind("match:join", MatchRef, lambda who, p: service.join_match(who, p.matchId))
         self._bind("match:skip", MatchRef, lambda who, p: service.end_match(who, p.matchId, skip=True))
         self._bind("match:end", MatchRef, lambda who, p: service.end_match(who, p.matchId))
-        self._bind("signal", Signal, self._signal)
+        self._bind("signal", Signal, self._signal, inline=True)
         self._bind("chat:send", ChatSend, lambda who, p: service.send_chat(who, p.matchId, p.text))
-        self._bind("chat:typing", ChatTyping, lambda who, p: service.typing(who, p.matchId, p.typing))
+        self._bind("chat:typing", ChatTyping, lambda who, p: service.typing(who, p.matchId, p.typing), inline=True)
         sio.on("*", self._unknown)
         server.on_connect = self._connected
         server.on_ready = lambda sid, who: service.resume(who)
         server.on_disconnected = self._disconnected
 
-    def _bind(self, event: str, model: type[BaseModel], action: Action) -> None:
+    def _bind(self, event: str, model: type[BaseModel], action: Action, *, inline: bool = False) -> None:
+        """Answer `event` with `action`; `inline` for hot events that write nothing to the database."""
         async def handler(sid: str, data: Any = None) -> dict[str, Any]:
             try:
                 who = await self._server.identity(sid)
@@ -121,6 +122,8 @@ class CallHandlers:
                 return {"ok": False, "error": {"code": "unavailable", "message": "the server could not do that now"}}
 
         self._server.sio.on(event, handler)
+        if inline:
+            self._server.inline.add(event, handler)
 
     async def _signal(self, who: Identity, payload: Signal) -> dict[str, Any]:
         if _size(payload.data) > MAX_SIGNAL_BYTES:

@@ -7,17 +7,17 @@ between server processes (queue, matches) never lives here.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp.web
-import engineio.async_drivers.aiohttp as _engineio_aiohttp
 import socketio
 import structlog
 
 from matching.errors import PairwireError
 from matching.identity import Identity
+
+from . import transport
+from .inline import InlineEvents
 
 log = structlog.get_logger("pairwire.signaling")
 
@@ -25,17 +25,6 @@ log = structlog.get_logger("pairwire.signaling")
 MAX_MESSAGE_BYTES = 1_000_000
 
 Verify = Callable[[str | None], Identity]
-
-
-def decline_websocket_compression() -> None:
-    """Make python-engineio's aiohttp driver refuse permessage-deflate, as Node's socket.io does.
-
-    Browsers always offer it; accepted, zlib keeps ~94 KB of state per client and its work
-    dominates the relay (docs/performance.md). The driver has no option for this, so its
-    WebSocketResponse is replaced by one created with compress=False.
-    """
-    if not isinstance(_engineio_aiohttp.WebSocketResponse, functools.partial):
-        _engineio_aiohttp.WebSocketResponse = functools.partial(aiohttp.web.WebSocketResponse, compress=False)
 
 
 def user_room(user_id: str) -> str:
@@ -55,7 +44,6 @@ class SignalingServer:
     ) -> None:
         self._verify = verify
         self._on_refused = on_refused
-        decline_websocket_compression()
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=client_manager,
@@ -63,6 +51,10 @@ class SignalingServer:
             logger=False,
             engineio_logger=False,
         )
+        # The hot events, answered on the reading connection (inline.py), over a websocket
+        # transport without per-message tasks and timers (transport.py).
+        self.inline = InlineEvents(self.sio)
+        transport.install(self.sio.eio, self.inline)
         self.connected = 0
         # Set by the handlers that need to know when a user arrives or goes. on_connect runs
         # before the client is told it is connected (no emits there); on_ready after.
