@@ -14,6 +14,9 @@
 //     Reports relayed messages/s over the measured phase (it ends when every echo and every
 //     acknowledgement is in) and the round-trip time (A's send to A's receipt of the echo).
 //     With --pid SERVER_PID it also reports the server's CPU time per relayed message.
+//     The pairing phase is reported too: queue and match operations per second (each a
+//     round trip through the server and its store), the server's CPU per operation, and the
+//     time to match (the second user's queue:join sent, to match:found at both).
 //
 //   node bench/load.js idle --url http://127.0.0.1:PORT --pid SERVER_PID [--clients 1000]
 //        [--warm 20] [--timeout 120]
@@ -213,15 +216,22 @@ async function relay() {
   });
 
   log('pairing through queue:join and match:join');
+  // The pairing phase is measured too: queue and match operations through the whole server.
   const matchIds = new Array(pairs);
+  const matchMs = [];
+  const pairCpu0 = pid ? readCpuMs(pid) : 0;
+  const pairT0 = performance.now();
   await pool(pairs, 16, async (p) => {
     const [a, b] = [socks[2 * p], socks[2 * p + 1]];
     const found = [a, b].map((s) => withTimeout(new Promise((resolve) => s.once('match:found', resolve)), 'match:found'));
     const first = await call(a, 'queue:join', { mode: 'video', topics: [people[2 * p].topic] });
     if (!first.ok) throw new Error(`queue:join refused: ${JSON.stringify(first)}`);
+    const sent = performance.now();
     const second = await call(b, 'queue:join', { mode: 'video', topics: [people[2 * p + 1].topic] });
     if (!second.ok || !second.matchId) throw new Error(`queue:join did not match: ${JSON.stringify(second)}`);
     const [fa, fb] = await Promise.all(found);
+    // Time to match: the second user's queue:join sent, to match:found at both users.
+    matchMs.push(performance.now() - sent);
     if (fa.matchId !== second.matchId || fb.matchId !== second.matchId) throw new Error('match:found for another match');
     for (const s of [a, b]) {
       const ack = await call(s, 'match:join', { matchId: second.matchId });
@@ -229,6 +239,9 @@ async function relay() {
     }
     matchIds[p] = second.matchId;
   });
+  const pairSeconds = (performance.now() - pairT0) / 1000;
+  const pairCpuMs = pid ? readCpuMs(pid) - pairCpu0 : null;
+  matchMs.sort((x, y) => x - y);
 
   let ackFailures = 0;
   let firstFailure = null;
@@ -316,6 +329,11 @@ async function relay() {
     serverCpuUsPerMsg: serverCpuMs === null ? null : round((serverCpuMs * 1000) / messages, 1),
     serverCpuPercent: serverCpuMs === null ? null : round(serverCpuMs / 10 / seconds, 0),
     loadCpuPercent: round((own.user + own.system) / 10000 / seconds, 0),
+    // The pairing phase: 2 queue:join and 2 match:join a pair, 16 pairs at a time.
+    queueOpsPerSec: round((4 * pairs) / pairSeconds, 1),
+    serverCpuUsPerQueueOp: pairCpuMs === null ? null : round((pairCpuMs * 1000) / (4 * pairs), 1),
+    matchP50Ms: round(percentile(matchMs, 50)),
+    matchP99Ms: round(percentile(matchMs, 99)),
     ackFailures,
     firstFailure,
   };
