@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import engineio.packet
 import orjson
 import socketio
 import structlog
@@ -21,6 +20,7 @@ from matching.errors import Invalid, PairwireError, TooLarge
 from matching.identity import Identity
 
 from .events import MAX_SIGNAL_BYTES, ChatSend, ChatTyping, MatchRef, QueueJoin, QueueLeave, Signal
+from .inline import plain_message
 from .server import SignalingServer, user_room
 
 log = structlog.get_logger("pairwire.signaling")
@@ -66,17 +66,13 @@ class SocketNotifier:
 
     async def send(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         room = user_room(user_id)
-        if self._local:
-            try:
-                encoded = "2" + orjson.dumps([event, payload]).decode()
-            except TypeError:
-                pass  # not plain JSON (binary data): the generic path handles attachments
-            else:
-                message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
-                for _sid, eio_sid in list(self._sio.manager.get_participants("/", room)):
-                    await self._sio.eio.send_packet(eio_sid, message)
-                return
-        await self._sio.emit(event, payload, room=room)
+        # Not plain JSON (binary data): the generic path handles attachments.
+        message = plain_message("2", [event, payload]) if self._local else None
+        if message is None:
+            await self._sio.emit(event, payload, room=room)
+            return
+        for _sid, eio_sid in list(self._sio.manager.get_participants("/", room)):
+            await self._sio.eio.send_packet(eio_sid, message)
 
 
 class CallHandlers:

@@ -66,10 +66,21 @@ class InlineEvents:
     async def _acknowledge(self, socket: engineio.async_socket.AsyncSocket, ack: int, result: Any) -> None:
         # As python-socketio does: None acknowledges with no arguments, a tuple with several.
         args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
-        try:
-            encoded = f"3{ack}" + orjson.dumps(args).decode()  # engine.io prefixes its "4"
-        except TypeError:  # not plain JSON (binary data): python-socketio encodes attachments
+        message = plain_message(f"3{ack}", args)
+        if message is None:  # binary data: python-socketio encodes attachments
             await self._sio._send_packet(
                 socket.sid, self._sio.packet_class(socketio.packet.ACK, namespace="/", id=ack, data=args))
             return
-        await socket.send(packet.Packet(packet.MESSAGE, encoded))
+        await socket.send(message)
+
+
+def plain_message(head: str, args: list[Any]) -> packet.Packet | None:
+    """The engine.io MESSAGE for a Socket.IO packet of the default namespace, or None if `args` is not plain JSON.
+
+    `head` is the Socket.IO packet type with its acknowledgement id, if any ("2" an event,
+    "3<id>" an ack); engine.io adds its own "4" when it writes the packet.
+    """
+    try:
+        return packet.Packet(packet.MESSAGE, head + orjson.dumps(args).decode())
+    except TypeError:
+        return None

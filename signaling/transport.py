@@ -64,18 +64,8 @@ class _WebSocketQueue:
         if pkt.packet_type == packet.CLOSE:
             self._close()  # engine.io closed the socket: end the connection now
 
-    def put_nowait(self, pkt: packet.Packet | None) -> None:
-        if pkt is not None:
-            raise RuntimeError("a websocket socket is written with `await put()`")
-
     async def join(self) -> None:
-        """Nothing is ever pending: packets are written when put."""
-
-    def empty(self) -> bool:
-        return True
-
-    def qsize(self) -> int:
-        return 0
+        """Nothing is ever pending: packets are written when put (engine.io awaits this on close)."""
 
 
 class WebSocketDriver:

@@ -269,6 +269,7 @@ window.pairwireDashboard = {
 };
 
 startStaffPage({
+  page: { path: "/static/dashboard.html", noun: "dashboard", role: "admin" },
   probe: (token) => api(token, "GET", `/api/activity/history?bucket=3600`),
   ready: ({ token }) => {
     view.token = token;

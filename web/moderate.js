@@ -354,6 +354,7 @@ window.pairwireQueue = {
 };
 
 startStaffPage({
+  page: { path: "/static/moderate.html", noun: "moderation queue", role: "moderator" },
   probe: (token) => api(token, "GET", "/api/flags?limit=1"),
   ready: ({ token, user }) => {
     view.token = token;
