@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ from .lifecycle import MatchState, Status, end, join, require_open
 from .policy import Mode, Waiting
 from .profile import seniority_rank
 from .queue import Claimed, LocalQueue, MatchQueue, Ticket
-from .store import activity, chat, matches, sessions, users
+from .store import chat, matches, sessions, users
+from .store.activity import ActivityRecorder
 from .store.models import ActivityStatus, CallMode, new_id
+from .store.writer import BatchWriter
 
 log = structlog.get_logger("pairwire.calls")
 
@@ -57,10 +60,34 @@ class CallSettings:
     chat_max_chars: int = 2000
     chat_rate: str = "20/10 seconds"
     ice: IceConfig = field(default_factory=IceConfig)
+    # People whose queue-join facts are kept in memory; one dropped is read from the store again.
+    people_kept: int = 100_000
 
 
 def _db_mode(mode: Mode) -> CallMode:
     return CallMode.VIDEO if mode is Mode.VIDEO else CallMode.TEXT
+
+
+@dataclass(slots=True)
+class _Person:
+    """What a queue join reads about a user: read once, then kept current by the code that changes it."""
+
+    display_name: str
+    topics: tuple[str, ...]
+    seniority: int | None
+    session_id: str | None  # the active matching session
+    met: list[str]  # matchedUserIds of that session
+    excluded: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Opening:
+    """A match claimed from the queue whose row is on its way to the store."""
+
+    claimed: Claimed
+    state: MatchState
+    met: dict[str, list[str]]  # each side's session: matchedUserIds with the partner added
+    stored: asyncio.Future[list[bool]]
 
 
 class CallService:
@@ -74,8 +101,12 @@ class CallService:
         clock: Clock,
         settings: CallSettings | None = None,
         queue: MatchQueue | None = None,
+        writer: BatchWriter | None = None,
     ) -> None:
         self._db = db
+        self.writer = writer or BatchWriter(db)
+        self.activity = ActivityRecorder(db, self.writer)
+        self._people: OrderedDict[str, _Person] = OrderedDict()
         self._notify = notifier
         self._clock = clock
         self.settings = settings or CallSettings()
@@ -87,6 +118,9 @@ class CallService:
         # Open matches by user, written under the queue lock when a pairing is stored: a join
         # that checked the store before someone else claimed this user sees it here.
         self._user_match: dict[str, str] = {}
+        # Matches made but not yet announced (their row is being written): whoever would
+        # reveal one to its people waits for its `match:found` to go out first.
+        self._announcing: dict[str, asyncio.Event] = {}
         # A cache of open matches for the relay's hot path; the store stays the truth.
         self._open: dict[str, MatchState] = {}
         # One lock a match: a transition and the events it causes go out before the next
@@ -119,13 +153,10 @@ class CallService:
         if grace is not None:
             grace.cancel()
         now = self._clock.now()
-        async with self._db.begin() as s:
-            await users.ensure_user(
-                s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now
-            )
-            current = await activity.current_row(s, who.user_id)
-            if current is None or current.status is ActivityStatus.OFFLINE:
-                await activity.record_status(s, who.user_id, ActivityStatus.ONLINE, now)
+        await self._person(who)
+        status = await self.activity.status(who.user_id)
+        if status is None or status is ActivityStatus.OFFLINE:
+            await self.activity.record(who.user_id, ActivityStatus.ONLINE, now)
 
     async def resume(self, who: Identity) -> None:
         """Offer a match still open to a returning user again; both sides rebuild their peer connection."""
@@ -138,8 +169,8 @@ class CallService:
 
     async def disconnected(self, who: Identity) -> None:
         """The last connection of `who` dropped: leave the queue now, the match after the grace period."""
-        async with self._user(who.user_id), self._lock:
-            await self._queue.remove(who.user_id)
+        async with self._user(who.user_id):
+            await self._unqueue(who.user_id)
         self._grace_timers[who.user_id] = self._clock.call_later(
             self.settings.disconnect_grace, lambda: self._gone(who.user_id)
         )
@@ -155,22 +186,21 @@ class CallService:
 
     async def _leave_for_good(self, user_id: str) -> None:
         now = self._clock.now()
-        async with self._db() as s:
-            open_match = await matches.open_match_for(s, user_id)
+        open_match = await self._settled_match(user_id)
         if open_match is not None:
             try:
-                await self._end(open_match.id, user_id, Status.ENDED)
+                await self._end(open_match, user_id, Status.ENDED)
             except (Conflict, NotFound):
                 pass
         async with self._db.begin() as s:
             await sessions.end_sessions(s, user_id, now)
-            await activity.record_status(s, user_id, ActivityStatus.OFFLINE, now)
+        self._people.pop(user_id, None)
+        await self.activity.record(user_id, ActivityStatus.OFFLINE, now)
         log.info("user left after the grace period", user_id=user_id)
 
     async def heartbeat(self, user_ids: list[str]) -> None:
         """Keep `lastSeen` of connected users current."""
-        async with self._db.begin() as s:
-            await activity.heartbeat(s, user_ids, self._clock.now())
+        await self.activity.heartbeat(user_ids, self._clock.now())
 
     # ------------------------------------------------------------------ sessions
 
@@ -179,15 +209,21 @@ class CallService:
         now = self._clock.now()
         async with self._db.begin() as s:
             await users.ensure_user(s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now)
-            return await sessions.start_session(s, who.user_id, now)
+            row = await sessions.start_session(s, who.user_id, now)
+        person = self._people.get(who.user_id)
+        if person is not None:
+            person.session_id, person.met = row.session_id, []
+        return row
 
     async def end_session(self, who: Identity, session_id: str | None = None) -> bool:
         """End the active session; the user leaves the queue too."""
         async with self._user(who.user_id):
-            async with self._lock:
-                await self._queue.remove(who.user_id)
+            await self._unqueue(who.user_id)
             async with self._db.begin() as s:
                 ended = await sessions.end_sessions(s, who.user_id, self._clock.now(), session_id)
+            person = self._people.get(who.user_id)
+            if ended and person is not None:
+                person.session_id, person.met = None, []
         return ended > 0
 
     # --------------------------------------------------------------------- queue
@@ -203,52 +239,105 @@ class CallService:
         self, who: Identity, mode: Mode, topics: list[str] | None, session_id: str | None
     ) -> dict[str, Any]:
         now = self._clock.now()
-        async with self._db.begin() as s:
-            user = await users.ensure_user(
-                s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now
-            )
-            open_match = await matches.open_match_for(s, who.user_id)
-            if open_match is not None:
-                raise Conflict(f"you are in match {open_match.id}", matchId=open_match.id)
-            current = await sessions.active_session(s, who.user_id)
-            if session_id is not None and (current is None or current.session_id != session_id):
-                raise NotFound(f"no active session {session_id!r}; omit sessionId to start one")
-            if current is None:
-                current = await sessions.start_session(s, who.user_id, now)
-            excluded = await sessions.excluded_user_ids(s, who.user_id)
-            await activity.record_status(s, who.user_id, ActivityStatus.SEARCHING, now, _db_mode(mode))
-            wanted = list(topics) if topics else list(user.topics)
-            entry = Waiting(
-                user_id=who.user_id,
-                mode=mode,
-                since=self._clock.monotonic(),
-                topics=frozenset(wanted),
-                seniority=seniority_rank(user.seniority),
-                met=frozenset(current.matched_user_ids),
-                excluded=frozenset(excluded),
-            )
-            ticket = Ticket(who.user_id, user.display_name, current.session_id, mode)
-            met_count = len(current.matched_user_ids)
+        person = await self._person(who)
+        open_match = await self._settled_match(who.user_id)
+        if open_match is not None:
+            raise Conflict(f"you are in match {open_match}", matchId=open_match)
+        if session_id is not None and person.session_id != session_id:
+            raise NotFound(f"no active session {session_id!r}; omit sessionId to start one")
+        if person.session_id is None:
+            # Stored with the next batch, before any match that names it.
+            person.session_id, write = sessions.new_session(who.user_id, now)
+            person.met = []
+            self.writer.later(write)
+        await self.activity.record(who.user_id, ActivityStatus.SEARCHING, now, _db_mode(mode))
+        entry = Waiting(
+            user_id=who.user_id,
+            mode=mode,
+            since=self._clock.monotonic(),
+            topics=frozenset(topics) if topics else frozenset(person.topics),
+            seniority=person.seniority,
+            met=frozenset(person.met),
+            excluded=person.excluded,
+        )
+        ticket = Ticket(who.user_id, person.display_name, person.session_id, mode)
+        met_count = len(person.met)
+        answer = {"sessionId": ticket.session_id, "previouslyMatchedCount": met_count}
         async with self._lock:
             claimed_meanwhile = self._user_match.get(who.user_id)
-            if claimed_meanwhile is not None:
-                # Someone paired this user after the check above: they are in a match now.
-                raise Conflict(f"you are in match {claimed_meanwhile}", matchId=claimed_meanwhile)
-            position = await self._queue.add(entry, ticket)
-            claimed = await self._queue.claim(who.user_id, self._clock.monotonic())
-            if claimed is not None:
-                match_id = await self._open_match(claimed)
-                if match_id is not None:
-                    return {"sessionId": ticket.session_id, "queuePosition": 0,
-                            "previouslyMatchedCount": met_count, "matchId": match_id}
+            if claimed_meanwhile is None:
+                position = await self._queue.add(entry, ticket)
+                claimed = await self._queue.claim(who.user_id, self._clock.monotonic())
+                opening = await self._make_match(claimed) if claimed is not None else None
+                if opening is None:
+                    await self._waiting(who.user_id)
+        if claimed_meanwhile is not None:
+            # Someone paired this user after the check above: they are in a match now.
+            settled = await self._settled_match(who.user_id)
+            raise Conflict(f"you are in match {settled or claimed_meanwhile}", matchId=settled or claimed_meanwhile)
+        if opening is not None:
+            match_id = await self._open_match(opening)
+            if match_id is not None:
+                return {**answer, "queuePosition": 0, "matchId": match_id}
+            async with self._lock:
                 position = await self._queue.position(who.user_id) or position
-            excluded_count = await self._queue.exhausted(who.user_id)
-            if excluded_count is not None:
-                await self._notify.send(
-                    who.user_id, "queue:exhausted", {"message": EXHAUSTED_MESSAGE, "excludedCount": excluded_count}
-                )
-            await self._arm_fallback()
-        return {"sessionId": ticket.session_id, "queuePosition": position, "previouslyMatchedCount": met_count}
+                await self._waiting(who.user_id)
+        return {**answer, "queuePosition": position}
+
+    async def _waiting(self, user_id: str) -> None:
+        """The user waits: tell them if no one left could be their partner; time the fallback. Under the lock."""
+        excluded_count = await self._queue.exhausted(user_id)
+        if excluded_count is not None:
+            await self._notify.send(
+                user_id, "queue:exhausted", {"message": EXHAUSTED_MESSAGE, "excludedCount": excluded_count}
+            )
+        await self._arm_fallback()
+
+    async def _unqueue(self, user_id: str) -> Ticket | None:
+        """Take the user out of the queue, also should a match being stored for them fail (they would wait again)."""
+        while True:
+            async with self._lock:
+                ticket = await self._queue.remove(user_id)
+                match_id = self._user_match.get(user_id)
+                announcing = None if match_id is None else self._announcing.get(match_id)
+            if announcing is None:
+                return ticket
+            await announcing.wait()
+
+    async def _settled_match(self, user_id: str) -> str | None:
+        """The user's open match once its `match:found` has gone out; None if they have none."""
+        while (match_id := self._user_match.get(user_id)) is not None:
+            announcing = self._announcing.get(match_id)
+            if announcing is None:
+                return match_id
+            await announcing.wait()
+        return None
+
+    async def _person(self, who: Identity) -> _Person:
+        """What a join needs to know of `who`: from memory, or read from the store once."""
+        person = self._people.get(who.user_id)
+        if person is not None:
+            self._people.move_to_end(who.user_id)
+            return person
+        async with self._db.begin() as s:
+            user = await users.ensure_user(
+                s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=self._clock.now()
+            )
+            current = await sessions.active_session(s, who.user_id)
+            excluded = await sessions.excluded_user_ids(s, who.user_id)
+        person = _Person(
+            display_name=user.display_name,
+            topics=tuple(user.topics),
+            seniority=seniority_rank(user.seniority),
+            session_id=current.session_id if current else None,
+            met=list(current.matched_user_ids) if current else [],
+            excluded=frozenset(excluded),
+        )
+        # Another request of this user may have read it meanwhile; the first one read stays.
+        person = self._people.setdefault(who.user_id, person)
+        while len(self._people) > self.settings.people_kept:
+            self._people.popitem(last=False)
+        return person
 
     async def leave_queue(self, who: Identity) -> dict[str, Any]:
         """Stop waiting; `conflict` with the matchId when a match was already made."""
@@ -256,42 +345,41 @@ class CallService:
             return await self._leave_queue(who)
 
     async def _leave_queue(self, who: Identity) -> dict[str, Any]:
-        async with self._lock:
-            ticket = await self._queue.remove(who.user_id)
+        ticket = await self._unqueue(who.user_id)
         if ticket is None:
-            async with self._db() as s:
-                open_match = await matches.open_match_for(s, who.user_id)
+            open_match = await self._settled_match(who.user_id)
             if open_match is not None:
-                raise Conflict(f"already matched: match {open_match.id}", matchId=open_match.id)
+                raise Conflict(f"already matched: match {open_match}", matchId=open_match)
             return {}
-        async with self._db.begin() as s:
-            await activity.record_status(s, who.user_id, ActivityStatus.ONLINE, self._clock.now())
+        await self.activity.record(who.user_id, ActivityStatus.ONLINE, self._clock.now())
         return {}
 
     async def refresh_exclusions(self, user_ids: list[str]) -> None:
         """Re-read whom each waiting user must not meet (a block or flag made while waiting applies at once)."""
         for user_id in user_ids:
-            if await self._queue.ticket(user_id) is None:
+            person = self._people.get(user_id)
+            if person is None and await self._queue.ticket(user_id) is None:
                 continue
             async with self._db() as s:
-                excluded = await sessions.excluded_user_ids(s, user_id)
+                excluded = frozenset(await sessions.excluded_user_ids(s, user_id))
+            person = self._people.get(user_id)
+            if person is not None:
+                person.excluded = excluded
             async with self._lock:
-                await self._queue.update_excluded(user_id, frozenset(excluded))
+                if await self._queue.ticket(user_id) is not None:
+                    await self._queue.update_excluded(user_id, excluded)
 
     async def queue_status(self, who: Identity) -> dict[str, Any]:
         """Whether the user waits, where, and their open match if any."""
+        open_match_id = await self._settled_match(who.user_id)
+        person = await self._person(who)
         ticket = await self._queue.ticket(who.user_id)
-        async with self._db() as s:
-            open_match = await matches.open_match_for(s, who.user_id)
-            current = await sessions.active_session(s, who.user_id)
-        answer: dict[str, Any] = {
-            "inQueue": ticket is not None,
-            "previouslyMatchedUsers": list(current.matched_user_ids) if current else [],
-        }
+        open_match = None if open_match_id is None else await self._load(open_match_id)
+        answer: dict[str, Any] = {"inQueue": ticket is not None, "previouslyMatchedUsers": list(person.met)}
         if ticket is not None:
             answer["queuePosition"] = await self._queue.position(who.user_id)
-        if current is not None:
-            answer["sessionId"] = current.session_id
+        if person.session_id is not None:
+            answer["sessionId"] = person.session_id
         if open_match is not None:
             answer["matchId"] = open_match.id
             answer["roomId"] = open_match.room_id
@@ -311,47 +399,81 @@ class CallService:
         async with self._lock:
             self._fallback_timer = None
             self._fallback_at = None
-            for claimed in await self._queue.claim_all(self._clock.monotonic()):
-                await self._open_match(claimed)
+            openings = [await self._make_match(c) for c in await self._queue.claim_all(self._clock.monotonic())]
             await self._arm_fallback()
+        await asyncio.gather(*(self._open_match(o) for o in openings))
 
-    async def _open_match(self, claimed: Claimed) -> str | None:
-        """Store a new match and tell both people; on a store failure they wait again. Under the lock."""
+    async def _make_match(self, claimed: Claimed) -> _Opening:
+        """Claim a pairing for a new match and start writing it. Under the lock.
+
+        Both people count as matched from here on (no other join can pair them); the match is
+        announced by `_open_match`, after its row is stored and outside the lock, so the rows
+        of many pairings made meanwhile share one commit.
+        """
         pairing, first, second = claimed.pairing, claimed.first, claimed.second
         now = self._clock.now()
         mode = _db_mode(first.mode)
-        try:
-            async with self._db.begin() as s:
-                state = await matches.create_match(
-                    s,
-                    match_id=new_id(),
-                    user1_id=first.user_id,
-                    user2_id=second.user_id,
-                    user1_session_id=first.session_id,
-                    user2_session_id=second.session_id,
-                    mode=mode,
-                    matched_topics=list(pairing.matched_topics),
-                    room_id=new_id(),
-                    now=now,
-                )
-                await sessions.record_met(s, first.session_id, second.user_id, now)
-                await sessions.record_met(s, second.session_id, first.user_id, now)
-                for ticket in (first, second):
-                    await activity.record_status(s, ticket.user_id, ActivityStatus.IN_CALL, now, mode)
-        except Exception:
-            log.exception("could not store a match; both wait again")
-            await self._queue.add(pairing.first, first)
-            await self._queue.add(pairing.second, second)
-            return None
-        self._open[state.id] = state
-        self._user_match[first.user_id] = self._user_match[second.user_id] = state.id
-        names = {first.user_id: first.display_name, second.user_id: second.display_name}
-        await self._announce(state, names)
-        self._join_timers[state.id] = self._clock.call_later(
-            self.settings.join_timeout, lambda: self._join_timeout(state.id)
+        state, inserted = matches.new_match(
+            match_id=new_id(),
+            user1_id=first.user_id,
+            user2_id=second.user_id,
+            user1_session_id=first.session_id,
+            user2_session_id=second.session_id,
+            mode=mode,
+            matched_topics=list(pairing.matched_topics),
+            room_id=new_id(),
+            now=now,
         )
-        log.info("match found", match_id=state.id, reason=pairing.reason, mode=mode.value)
+        met = {
+            first.session_id: await self._met_after(first, second.user_id),
+            second.session_id: await self._met_after(second, first.user_id),
+        }
+        stored = self.writer.submit(inserted, *(sessions.set_met(sid, ids, now) for sid, ids in met.items()))
+        self._user_match[first.user_id] = self._user_match[second.user_id] = state.id
+        self._announcing[state.id] = asyncio.Event()
+        return _Opening(claimed, state, met, stored)
+
+    async def _open_match(self, opening: _Opening) -> str | None:
+        """Once the match is stored, tell both people; if it could not be, they wait again."""
+        state, (first, second) = opening.state, (opening.claimed.first, opening.claimed.second)
+        try:
+            try:
+                await opening.stored
+            except Exception:
+                log.exception("could not store a match; both wait again")
+                async with self._lock:
+                    for ticket in (first, second):
+                        del self._user_match[ticket.user_id]
+                    await self._queue.add(opening.claimed.pairing.first, first)
+                    await self._queue.add(opening.claimed.pairing.second, second)
+                    await self._arm_fallback()
+                return None
+            for ticket in (first, second):
+                person = self._people.get(ticket.user_id)
+                if person is not None and person.session_id == ticket.session_id:
+                    person.met = opening.met[ticket.session_id]
+                await self.activity.record(ticket.user_id, ActivityStatus.IN_CALL, state.matched_at, CallMode(state.mode))
+            self._open[state.id] = state
+            names = {first.user_id: first.display_name, second.user_id: second.display_name}
+            await self._announce(state, names)
+            self._join_timers[state.id] = self._clock.call_later(
+                self.settings.join_timeout, lambda: self._join_timeout(state.id)
+            )
+        finally:
+            self._announcing.pop(state.id).set()
+        log.info("match found", match_id=state.id, reason=opening.claimed.pairing.reason, mode=state.mode)
         return state.id
+
+    async def _met_after(self, ticket: Ticket, other_user_id: str) -> list[str]:
+        """The matchedUserIds of the ticket's session once `other_user_id` is added."""
+        person = self._people.get(ticket.user_id)
+        if person is not None and person.session_id == ticket.session_id:
+            met = person.met
+        else:
+            async with self._db() as s:
+                row = await sessions.by_session_id(s, ticket.session_id)
+            met = list(row.matched_user_ids) if row is not None else []
+        return met if other_user_id in met else [*met, other_user_id]
 
     async def _announce(self, state: MatchState, names: dict[str, str] | None = None) -> None:
         """Send `match:found` to both people (again, on a resume)."""
@@ -393,16 +515,19 @@ class CallService:
         self, match_id: str, change: Callable[[MatchState], MatchState]
     ) -> tuple[MatchState, MatchState]:
         """Apply `change` with compare-and-set, retrying when someone else changed the match first."""
-        for _ in range(5):
-            async with self._db() as s:
-                before = await matches.load(s, match_id)
+        for attempt in range(5):
+            # This process changes a match only under its lock, so the copy in memory is current;
+            # the compare-and-set still catches any other writer, and the store is read then.
+            before = self._open.get(match_id) if attempt == 0 else None
+            if before is None:
+                async with self._db() as s:
+                    before = await matches.load(s, match_id)
             if before is None:
                 raise NotFound(f"no match {match_id!r}")
             after = change(before)
             if after == before:
                 return before, after
-            async with self._db.begin() as s:
-                stored = await matches.compare_and_set(s, before, after, self._clock.now())
+            [stored] = await self.writer.commit(matches.transition(before, after, self._clock.now()))
             if stored:
                 if after.is_open:
                     self._open[match_id] = after
@@ -462,9 +587,8 @@ class CallService:
         for user_id in (after.user1_id, after.user2_id):
             if self._user_match.get(user_id) == match_id:
                 del self._user_match[user_id]
-        async with self._db.begin() as s:
-            for user_id in (after.user1_id, after.user2_id):
-                await activity.record_status(s, user_id, ActivityStatus.ONLINE, now)
+        for user_id in (after.user1_id, after.user2_id):
+            await self.activity.record(user_id, ActivityStatus.ONLINE, now)
         return after
 
     async def _join_timeout(self, match_id: str) -> None:
@@ -497,14 +621,14 @@ class CallService:
             stats = await self._chat_limiter.get_window_stats(self._chat_rate, who.user_id)
             retry = max(1, math.ceil(stats.reset_time - time.time()))
             raise RateLimited(f"too many messages; try again in {retry} s", retry_after=retry)
-        async with self._db.begin() as s:
-            message = await chat.add_message(s, match_id=match_id, sender_id=who.user_id, text=text,
-                                             now=self._clock.now())
-        sent_at = iso(message.sent_at)
+        now = self._clock.now()
+        message_id, write = chat.new_message(match_id=match_id, sender_id=who.user_id, text=text, now=now)
+        await self.writer.commit(write)  # stored before anyone sees it
+        sent_at = iso(now)
         await self._notify.send(partner, "chat:message", {
-            "matchId": match_id, "id": message.id, "from": who.user_id, "text": text, "sentAt": sent_at,
+            "matchId": match_id, "id": message_id, "from": who.user_id, "text": text, "sentAt": sent_at,
         })
-        return {"message": {"id": message.id, "sentAt": sent_at}}
+        return {"message": {"id": message_id, "sentAt": sent_at}}
 
     async def typing(self, who: Identity, match_id: str, typing: bool) -> dict[str, Any]:
         """Tell the partner whether this user is typing."""
@@ -524,4 +648,5 @@ class CallService:
         self._join_timers.clear()
         self._grace_timers.clear()
         self._fallback_timer = None
+        await self.writer.close()
 

@@ -3,41 +3,111 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import ActivityStatus, CallMode, UserActivity, new_id
+from .writer import INSERT, UPDATE, BatchWriter, Write, update_where
 
-async def current_row(session: AsyncSession, user_id: str) -> UserActivity | None:
-    """The user's latest activity row."""
-    query = (
-        select(UserActivity)
-        .where(UserActivity.user_id == user_id)
-        .order_by(UserActivity.joined_at.desc(), UserActivity.id.desc())
-        .limit(1)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
+_TABLE = UserActivity.__table__
+_INSERT_ROW = insert(_TABLE)
+_UPDATE_ROW = update_where(
+    _TABLE, "id", "row_id", {"status": "new_status", "mode": "new_mode", "lastSeen": "new_last_seen"}
+)
 
-async def record_status(
-    session: AsyncSession, user_id: str, status: ActivityStatus, now: datetime, mode: CallMode | None = None
-) -> UserActivity:
-    """Close the user's current row at `now` and start one for `status` (unless it is unchanged)."""
-    current = await current_row(session, user_id)
-    if current is not None:
-        if current.status is status and current.mode is mode:
+
+@dataclass(slots=True)
+class _Row:
+    id: str
+    status: ActivityStatus
+    mode: CallMode | None
+    joined_at: datetime
+    last_seen: datetime
+
+    def update(self) -> Write:
+        return Write(_UPDATE_ROW, {"row_id": self.id, "new_status": self.status, "new_mode": self.mode,
+                                   "new_last_seen": self.last_seen}, rank=UPDATE)
+
+
+class ActivityRecorder:
+    """Each user's current activity row, kept in memory; the rows go to the store through the writer.
+
+    Deciding a status change needs the user's current row. Reading it each time cost three
+    statements a change; now it is read once (the first change after the server starts, or
+    after the user went OFFLINE) and the writes go out with the next batch. This process is
+    the only writer of a connected user's rows.
+    """
+
+    def __init__(self, db: async_sessionmaker[AsyncSession], writer: BatchWriter) -> None:
+        self._db = db
+        self._writer = writer
+        self._rows: dict[str, _Row | None] = {}  # None: the user has no row yet
+
+    async def record(self, user_id: str, status: ActivityStatus, now: datetime, mode: CallMode | None = None) -> None:
+        """Close the user's current row at `now` and start one for `status` (unless it is unchanged)."""
+        if user_id not in self._rows:
+            await self._load([user_id])
+        current = self._rows.get(user_id)
+        if current is not None:
+            if current.status is status and current.mode is mode:
+                current.last_seen = max(current.last_seen, now)
+                self._writer.later(current.update())
+                return
+            if current.joined_at >= now:
+                # A status that lasted no time at all: the new one replaces it (rows keep a strict order).
+                current.status, current.mode, current.last_seen = status, mode, now
+                self._writer.later(current.update())
+                return
             current.last_seen = max(current.last_seen, now)
-            return current
-        if current.joined_at >= now:
-            # A status that lasted no time at all: the new one replaces it (and rows keep a strict order).
-            current.status, current.mode, current.last_seen = status, mode, now
-            return current
-        current.last_seen = max(current.last_seen, now)
-    row = UserActivity(id=new_id(), user_id=user_id, status=status, mode=mode, joined_at=now, last_seen=now)
-    session.add(row)
-    await session.flush()
-    return row
+            closing = current.update()
+        else:
+            closing = None
+        row = _Row(new_id(), status, mode, now, now)
+        self._rows[user_id] = row
+        inserted = Write(_INSERT_ROW, {"id": row.id, "userId": user_id, "status": status, "mode": mode,
+                                      "joinedAt": now, "lastSeen": now}, rank=INSERT)
+        self._writer.later(*(w for w in (closing, inserted) if w is not None))
+        if status is ActivityStatus.OFFLINE:
+            # Gone: the next change reads the row again; memory holds only people still around.
+            del self._rows[user_id]
+
+    async def status(self, user_id: str) -> ActivityStatus | None:
+        """The status of the user's current row, None before their first."""
+        if user_id not in self._rows:
+            await self._load([user_id])
+        current = self._rows.get(user_id)
+        return None if current is None else current.status
+
+    async def heartbeat(self, user_ids: Iterable[str], now: datetime) -> int:
+        """Extend the current row of each user to `now` (not an OFFLINE one); returns rows touched."""
+        ids = list(user_ids)
+        await self._load([uid for uid in ids if uid not in self._rows])
+        touched = [row for uid in ids if (row := self._rows.get(uid)) and row.status is not ActivityStatus.OFFLINE]
+        for row in touched:
+            row.last_seen = max(row.last_seen, now)
+        self._writer.later(*(row.update() for row in touched))
+        return len(touched)
+
+    async def _load(self, user_ids: list[str]) -> None:
+        if not user_ids:
+            return
+        # Earlier writes of these users may still be on their way: read after them.
+        await self._writer.flush()
+        async with self._db() as s:
+            rows = await latest_rows(s, user_ids)
+        newest: dict[str, UserActivity] = {}
+        for row in rows:
+            seen = newest.get(row.user_id)
+            if seen is None or row.id > seen.id:
+                newest[row.user_id] = row
+        for user_id in user_ids:
+            row = newest.get(user_id)
+            self._rows.setdefault(
+                user_id, None if row is None else _Row(row.id, row.status, row.mode, row.joined_at, row.last_seen)
+            )
 
 async def latest_rows(session: AsyncSession, user_ids: Iterable[str] | None = None) -> list[UserActivity]:
     """Each user's newest activity row (of `user_ids`, or of everyone)."""
@@ -49,19 +119,6 @@ async def latest_rows(session: AsyncSession, user_ids: Iterable[str] | None = No
         newest, (UserActivity.user_id == newest.c.uid) & (UserActivity.joined_at == newest.c.joined)
     )
     return list((await session.execute(query)).scalars())
-
-
-async def heartbeat(session: AsyncSession, user_ids: Iterable[str], now: datetime) -> int:
-    """Extend the newest row of each connected user to `now` (not an OFFLINE one); returns rows touched."""
-    ids = list(user_ids)
-    if not ids:
-        return 0
-    touched = 0
-    for row in await latest_rows(session, ids):
-        if row.status is not ActivityStatus.OFFLINE:
-            row.last_seen = max(row.last_seen, now)
-            touched += 1
-    return touched
 
 
 async def mark_all_offline(session: AsyncSession, now: datetime) -> int:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import ChatMessage, new_id
+from .writer import INSERT, Write
+
+_INSERT = insert(ChatMessage.__table__)
 
 
-async def add_message(session: AsyncSession, *, match_id: str, sender_id: str, text: str, now: datetime) -> ChatMessage:
-    """Store one message sent at `now`."""
-    message = ChatMessage(id=new_id(), match_id=match_id, sender_id=sender_id, text=text, sent_at=now)
-    session.add(message)
-    await session.flush()
-    return message
+def new_message(*, match_id: str, sender_id: str, text: str, now: datetime) -> tuple[str, Write]:
+    """A message sent at `now`: its id, and the write that stores it (for a `BatchWriter`)."""
+    message_id = new_id()
+    values = {"id": message_id, "matchId": match_id, "senderId": sender_id, "text": text, "sentAt": now}
+    return message_id, Write(_INSERT, values, rank=INSERT)
 
 
 async def transcript(session: AsyncSession, match_id: str) -> list[ChatMessage]:

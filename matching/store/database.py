@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as create_sync_engine_of
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,13 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     return create_async_engine(url, **kwargs)
+
+
+def create_sync_engine(url: URL) -> Engine:
+    """A synchronous SQLite engine with the same settings (the batch writer's own connection)."""
+    engine = create_sync_engine_of(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from matching.lifecycle import OPEN, MatchState, duration_seconds
 
 from .models import CallMode, Match, MatchStatus
+from .writer import INSERT, Write, typed_param
+
+_MATCHES = Match.__table__
+_INSERT_MATCH = insert(_MATCHES)
 
 OPEN_STATUSES = tuple(OPEN)
 
@@ -34,8 +38,7 @@ def to_state(row: Match) -> MatchState:
     )
 
 
-async def create_match(
-    session: AsyncSession,
+def new_match(
     *,
     match_id: str,
     user1_id: str,
@@ -46,16 +49,19 @@ async def create_match(
     matched_topics: list[str],
     room_id: str,
     now: datetime,
-) -> MatchState:
-    """Insert a PENDING match found at `now`."""
-    row = Match(
-        id=match_id, user1_id=user1_id, user2_id=user2_id, user1_session_id=user1_session_id,
-        user2_session_id=user2_session_id, mode=mode, status=MatchStatus.PENDING, matched_at=now,
-        room_id=room_id, matched_topics=matched_topics, created_at=now, updated_at=now,
+) -> tuple[MatchState, Write]:
+    """A PENDING match found at `now`, and the write that stores it (for a `BatchWriter`)."""
+    state = MatchState(
+        id=match_id, user1_id=user1_id, user2_id=user2_id, mode=mode.value, status=MatchStatus.PENDING,
+        matched_at=now, started_at=None, ended_at=None, duration=None, ended_by=None,
+        user1_joined_at=None, user2_joined_at=None, room_id=room_id, matched_topics=tuple(matched_topics),
     )
-    session.add(row)
-    await session.flush()
-    return to_state(row)
+    values = {
+        "id": match_id, "user1Id": user1_id, "user2Id": user2_id, "user1SessionId": user1_session_id,
+        "user2SessionId": user2_session_id, "mode": mode, "status": MatchStatus.PENDING, "matchedAt": now,
+        "roomId": room_id, "matchedTopics": list(matched_topics), "createdAt": now, "updatedAt": now,
+    }
+    return state, Write(_INSERT_MATCH, values, rank=INSERT)
 
 
 async def load(session: AsyncSession, match_id: str) -> MatchState | None:
@@ -76,34 +82,33 @@ async def open_match_for(session: AsyncSession, user_id: str) -> MatchState | No
     return None if row is None else to_state(row)
 
 
-async def compare_and_set(session: AsyncSession, before: MatchState, after: MatchState, now: datetime) -> bool:
-    """Store `after` only if the record still is `before` in every field a transition changes."""
-    query = (
-        update(Match)
-        .where(
-            Match.id == before.id,
-            Match.status == before.status,
-            _same(Match.user1_joined_at, before.user1_joined_at),
-            _same(Match.user2_joined_at, before.user2_joined_at),
-        )
-        .values(
-            status=after.status,
-            started_at=after.started_at,
-            ended_at=after.ended_at,
-            duration=after.duration,
-            ended_by=after.ended_by,
-            user1_joined_at=after.user1_joined_at,
-            user2_joined_at=after.user2_joined_at,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+# Built once: a statement built per call cost more CPU than the rest of a match:join.
+# `IS NOT DISTINCT FROM` (`IS` on SQLite) compares NULL with NULL as equal.
+_TRANSITION = (
+    update(_MATCHES)
+    .where(
+        _MATCHES.c.id == bindparam("b_id"),
+        _MATCHES.c.status == typed_param(_MATCHES, "b_status", "status"),
+        _MATCHES.c.user1JoinedAt.is_not_distinct_from(typed_param(_MATCHES, "b_joined1", "user1JoinedAt")),
+        _MATCHES.c.user2JoinedAt.is_not_distinct_from(typed_param(_MATCHES, "b_joined2", "user2JoinedAt")),
     )
-    result = await session.execute(query)
-    return result.rowcount == 1
+    .values(
+        {column: typed_param(_MATCHES, f"n_{column}", column) for column in (
+            "status", "startedAt", "endedAt", "duration", "endedBy", "user1JoinedAt", "user2JoinedAt", "updatedAt"
+        )}
+    )
+)
 
 
-def _same(column, value):  # type: ignore[no-untyped-def]
-    return column.is_(None) if value is None else column == value
+def transition(before: MatchState, after: MatchState, now: datetime) -> Write:
+    """The compare-and-set of a lifecycle transition, for a `BatchWriter`: it must change one row."""
+    params = {
+        "b_id": before.id, "b_status": before.status, "b_joined1": before.user1_joined_at,
+        "b_joined2": before.user2_joined_at, "n_status": after.status, "n_startedAt": after.started_at,
+        "n_endedAt": after.ended_at, "n_duration": after.duration, "n_endedBy": after.ended_by,
+        "n_user1JoinedAt": after.user1_joined_at, "n_user2JoinedAt": after.user2_joined_at, "n_updatedAt": now,
+    }
+    return Write(_TRANSITION, params, rows=1)
 
 
 async def close_open_matches(session: AsyncSession, *, now: datetime) -> int:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Block, Flag, UserSession, new_id
+from .writer import PARENT, UPDATE, Write, update_where
+
+_TABLE = UserSession.__table__
+_INSERT = insert(_TABLE)
+_SET_MET = update_where(_TABLE, "sessionId", "session_key", {"matchedUserIds": "met", "updatedAt": "at"})
 
 
 async def active_session(session: AsyncSession, user_id: str) -> UserSession | None:
@@ -18,6 +23,12 @@ async def active_session(session: AsyncSession, user_id: str) -> UserSession | N
         .order_by(UserSession.started_at.desc())
         .limit(1)
     )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def by_session_id(session: AsyncSession, session_id: str) -> UserSession | None:
+    """The session with this sessionId, or None."""
+    query = select(UserSession).where(UserSession.session_id == session_id)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -44,14 +55,17 @@ async def end_sessions(session: AsyncSession, user_id: str, now: datetime, sessi
     return result.rowcount or 0
 
 
-async def record_met(session: AsyncSession, session_id: str, other_user_id: str, now: datetime) -> None:
-    """Add `other_user_id` to the session's matchedUserIds (once)."""
-    row = (
-        await session.execute(select(UserSession).where(UserSession.session_id == session_id).with_for_update())
-    ).scalar_one()
-    if other_user_id not in row.matched_user_ids:
-        row.matched_user_ids = [*row.matched_user_ids, other_user_id]
-        row.updated_at = now
+def new_session(user_id: str, now: datetime) -> tuple[str, Write]:
+    """A new active session's sessionId and the write that stores it (when the user has no active one)."""
+    session_id = new_id()
+    values = {"id": new_id(), "userId": user_id, "sessionId": session_id, "startedAt": now, "isActive": True,
+              "matchedUserIds": [], "createdAt": now, "updatedAt": now}
+    return session_id, Write(_INSERT, values, rank=PARENT)
+
+
+def set_met(session_id: str, met: list[str], now: datetime) -> Write:
+    """The write that stores a session's whole matchedUserIds (its owner keeps the list; one process a user)."""
+    return Write(_SET_MET, {"session_key": session_id, "met": met, "at": now}, rank=UPDATE)
 
 
 async def excluded_user_ids(session: AsyncSession, user_id: str) -> set[str]:

@@ -11,13 +11,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from matching.clock import iso
 from matching.errors import Invalid
 from matching.identity import Role
-from matching.store import activity, stats, users
+from matching.store import stats, users
 from matching.store.models import ActivityStatus, CallMode
 from matching.store.types import utcnow
 
 from .http import identity, json_response, parse_body, parse_query
 from .openapi import operation
-from .store import SESSIONS
+from .store import CALLS, SESSIONS, reading
 
 HEARTBEAT_SECONDS = 30
 # A user counts as online while their latest row was seen within two heartbeats.
@@ -61,7 +61,9 @@ async def update(request: web.Request) -> web.Response:
     now = utcnow()
     async with request.app[SESSIONS].begin() as s:
         await users.ensure_user(s, user_id=who.user_id, role=who.role, display_name=who.display_name, now=now)
-        await activity.record_status(s, who.user_id, body.status, now, body.mode)
+    calls = request.app[CALLS]
+    await calls.activity.record(who.user_id, body.status, now, body.mode)
+    await calls.writer.flush()
     return json_response({"success": True})
 
 
@@ -71,7 +73,7 @@ async def current_stats(request: web.Request) -> web.Response:
     identity(request)
     parse_query(request, NoQuery)
     fresh_since = utcnow() - timedelta(seconds=FRESH_SECONDS)
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         now = await stats.activity_now(s, fresh_since=fresh_since)
     return json_response(
         {
@@ -101,7 +103,7 @@ async def history(request: web.Request) -> web.Response:
     who.require(Role.MODERATOR)
     query = parse_query(request, HistoryQuery)
     span = stats.window(query.startTime, query.endTime, now=utcnow(), step=query.bucket)
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         points = await stats.activity_timeline(s, span)
     return json_response(
         {

@@ -16,7 +16,7 @@ from matching.store.models import UserSession
 
 from .openapi import operation
 from .http import identity, json_response, parse_body, parse_query
-from .store import CALLS, SESSIONS
+from .store import CALLS, reading
 
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -90,7 +90,7 @@ async def end_session(request: web.Request) -> web.Response:
 async def current_session(request: web.Request) -> web.Response:
     """The caller's active session, or null."""
     who = identity(request)
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         row = await sessions.active_session(s, who.user_id)
     return json_response({"session": None if row is None else session_view(row)})
 
@@ -100,7 +100,7 @@ async def session_history(request: web.Request) -> web.Response:
     """The caller's sessions, newest first, with paging."""
     who = identity(request)
     query = parse_query(request, History)
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         rows, total = await sessions.history(s, who.user_id, limit=query.limit, offset=query.offset)
     return json_response({"sessions": [session_view(r) for r in rows], "total": total})
 

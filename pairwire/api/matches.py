@@ -20,7 +20,7 @@ from matching.store.types import utcnow
 
 from .http import identity, json_response, parse_query
 from .openapi import operation
-from .store import SESSIONS
+from .store import SESSIONS, reading
 
 
 def _printable(value: str) -> str:
@@ -106,7 +106,7 @@ async def list_matches(request: web.Request) -> web.Response:
         if user_id is not None and user_id != who.user_id:
             raise Forbidden("only moderators may list another user's matches")
         user_id = who.user_id
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         page = await stats.list_matches(
             s,
             user_id=user_id,
@@ -142,7 +142,7 @@ async def match_stats(request: web.Request) -> web.Response:
     who = identity(request)
     query = parse_query(request, StatsQuery)
     span = stats.window(query.startTime, query.endTime, now=utcnow(), step=query.bucket)
-    async with request.app[SESSIONS]() as s:
+    async with reading(request) as s:
         result = await stats.match_stats(s, span, user_id=None if _is_moderator(who) else who.user_id)
     return json_response(
         {

@@ -674,8 +674,10 @@ class Gate:
 class HoldingSessions:
     """The service's session factory; an operation run under a Gate stops after its first `begin()` block.
 
-    join_queue's first transaction is its check-and-prepare step; stopping there is the moment
-    between its "no open match" check and its queueing under the lock.
+    A join whose user is not in the service's memory reads them in one transaction before its
+    "no open match" check; stopping there holds the join before the check and its queueing
+    under the lock. The service keeps one person in memory, so each test can make sure the
+    user of the held join is not.
     """
 
     def __init__(self, inner: async_sessionmaker[AsyncSession]) -> None:
@@ -705,7 +707,7 @@ async def _race_setup(db):  # type: ignore[no-untyped-def]
     recorder = Recorder(factory)
     clock = ManualClock()
     service = CallService(db=HoldingSessions(factory), notifier=recorder, clock=clock,  # type: ignore[arg-type]
-                          settings=CallSettings())
+                          settings=CallSettings(people_kept=1))
     people = []
     async with factory.begin() as s:
         for name in ("ann", "bob", "dan"):
@@ -727,6 +729,7 @@ async def test_stale_join_does_not_make_a_second_open_match(db) -> None:  # type
     factory, recorder, clock, service, (ann, bob, dan) = await _race_setup(db)
     await service.join_queue(ann, Mode.VIDEO)  # Ann waits
     await clock.advance(1.0)
+    await service.connected(dan)  # Dan is read: Ann is no longer in memory, her next join reads the store
     gate = Gate()
     rejoin = asyncio.create_task(_held(gate, service.join_queue(ann, Mode.VIDEO)))  # e.g. a second tab
     await gate.reached.wait()  # Ann's join has checked: no open match

@@ -14,7 +14,8 @@ from matching.clock import ManualClock
 from matching.identity import Identity, Role
 from matching.store.database import session_factory
 from pairwire.app import CALLS
-from matching.store.models import ActivityStatus, Block, ChatMessage, Match, UserActivity, UserSession
+from matching.store.models import ActivityStatus, ChatMessage, Match, UserActivity, UserSession
+from tests.support.api import Api
 from tests.support.clients import SocketUser, sign_in
 
 
@@ -63,6 +64,17 @@ async def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-un
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached")
+
+
+async def _stored_once(server, read, condition, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    """What `read` finds in the store once `condition` holds of it (activity rows are written in batches)."""
+    for _ in range(int(timeout / 0.01)):
+        await server.app[CALLS].writer.flush()
+        found = await read()
+        if condition(found):
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the store never reached the state expected; last read: {found!r}")
 
 
 def _time(text: str) -> datetime:
@@ -304,8 +316,12 @@ async def test_fallback_after_30_seconds(server, clients, clock: ManualClock) ->
 async def test_blocked_users_never_meet(server, clients) -> None:  # type: ignore[no-untyped-def]
     a = await _user(server, clients, "Ann", ["rust"])
     b = await _user(server, clients, "Bob", ["rust"])
-    async with session_factory(server.db.engine).begin() as s:
-        s.add(Block(blocker_id=b.user_id, blocked_id=a.user_id))
+    # Both are connected (the server holds what their joins need) when Bob blocks Ann.
+    bob_api = Api(server.url, b.token)
+    try:
+        assert (await bob_api.post("/api/blocks", {"userId": a.user_id}))[0] == 201
+    finally:
+        await bob_api.close()
     assert (await a.call("queue:join", {"mode": "video"}))["ok"]
     assert "matchId" not in await b.call("queue:join", {"mode": "video"})
     assert (await b.wait_for("queue:exhausted"))["excludedCount"] == 1
@@ -316,6 +332,7 @@ async def test_activity_rows_follow_the_user(server, clients, clock: ManualClock
     await clock.advance(1)
     assert (await a.call("match:end", {"matchId": found["matchId"]}))["ok"]
     await b.wait_for("match:ended")
+    await server.app[CALLS].writer.flush()  # what a REST read does first
     async with session_factory(server.db.engine)() as s:
         rows = (
             await s.execute(select(UserActivity).where(UserActivity.user_id == a.user_id).order_by(UserActivity.joined_at))
@@ -354,15 +371,20 @@ async def test_resume_within_grace_and_end_past_it(server, clients, clock: Manua
     await clock.advance(0.2)
     ended = await b.wait_for("match:ended")
     assert ended["status"] == "ENDED" and ended["endedBy"] == a.user_id and ended["duration"] == 55
-    async with session_factory(server.db.engine)() as s:
-        session_rows = (await s.execute(select(UserSession).where(UserSession.user_id == a.user_id))).scalars().all()
-        last = (
-            await s.execute(
-                select(UserActivity).where(UserActivity.user_id == a.user_id).order_by(UserActivity.joined_at.desc())
-            )
-        ).scalars().first()
-    assert all(not r.is_active and r.ended_at is not None for r in session_rows)
-    assert last is not None and last.status is ActivityStatus.OFFLINE
+
+    async def read():  # type: ignore[no-untyped-def]
+        async with session_factory(server.db.engine)() as s:
+            session_rows = (await s.execute(select(UserSession).where(UserSession.user_id == a.user_id))).scalars().all()
+            last = (
+                await s.execute(
+                    select(UserActivity).where(UserActivity.user_id == a.user_id).order_by(UserActivity.joined_at.desc())
+                )
+            ).scalars().first()
+        return session_rows, last
+
+    # Ann's session ends and she goes OFFLINE right after match:ended reaches Bob.
+    session_rows, last = await _stored_once(server, read, lambda found: found[1].status is ActivityStatus.OFFLINE)
+    assert session_rows and all(not r.is_active and r.ended_at is not None for r in session_rows)
 
 
 async def test_binary_signal_data_takes_the_generic_path(server, clients) -> None:  # type: ignore[no-untyped-def]

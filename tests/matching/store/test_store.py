@@ -185,16 +185,18 @@ async def test_block_pair_is_unique(db) -> None:  # type: ignore[no-untyped-def]
 async def test_activity_rows_heartbeat_and_offline(db) -> None:  # type: ignore[no-untyped-def]
     from matching.store import activity
     from matching.store.models import ActivityStatus
+    from matching.store.writer import BatchWriter
 
     sessions = session_factory(db.engine)
     a, b = await _two_users(sessions)
-    async with sessions.begin() as s:
-        await activity.record_status(s, a.id, ActivityStatus.ONLINE, T0)
-        await activity.record_status(s, b.id, ActivityStatus.ONLINE, T0)
-        await activity.record_status(s, b.id, ActivityStatus.OFFLINE, T0 + timedelta(seconds=5))
-    async with sessions.begin() as s:
-        # Only users still on the site are extended; an OFFLINE row keeps its end.
-        assert await activity.heartbeat(s, [a.id, b.id], T0 + timedelta(seconds=30)) == 1
+    writer = BatchWriter(sessions)
+    recorder = activity.ActivityRecorder(sessions, writer)
+    await recorder.record(a.id, ActivityStatus.ONLINE, T0)
+    await recorder.record(b.id, ActivityStatus.ONLINE, T0)
+    await recorder.record(b.id, ActivityStatus.OFFLINE, T0 + timedelta(seconds=5))
+    # Only users still on the site are extended; an OFFLINE row keeps its end.
+    assert await recorder.heartbeat([a.id, b.id], T0 + timedelta(seconds=30)) == 1
+    await writer.close()
     async with sessions() as s:
         newest = {r.user_id: r for r in await activity.latest_rows(s)}
     assert newest[a.id].status is ActivityStatus.ONLINE and newest[a.id].last_seen == T0 + timedelta(seconds=30)
