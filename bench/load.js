@@ -4,7 +4,7 @@
 // Pairwire and the Node reference (bench/node_reference.js).
 //
 //   node bench/load.js relay --url http://127.0.0.1:PORT [--pid SERVER_PID] [--pairs 200] [--round-trips 40]
-//        [--warmup 5] [--payload 1024] [--timeout 120]
+//        [--warmup 5] [--payload 1024] [--solo 50] [--timeout 120]
 //     Signs in 2*pairs guests (POST /api/auth/guest), connects them, pairs them through
 //     `queue:join` (a topic of their own per pair, so pairs are deterministic) and
 //     `match:join`, then each pair ping-pongs `signal {matchId, kind: "candidate", data}`
@@ -14,9 +14,11 @@
 //     Reports relayed messages/s over the measured phase (it ends when every echo and every
 //     acknowledgement is in) and the round-trip time (A's send to A's receipt of the echo).
 //     With --pid SERVER_PID it also reports the server's CPU time per relayed message.
-//     The pairing phase is reported too: queue and match operations per second (each a
-//     round trip through the server and its store), the server's CPU per operation, and the
-//     time to match (the second user's queue:join sent, to match:found at both).
+//     The pairing phase is reported too. The first `solo` pairs (at most a quarter) are formed
+//     one at a time, for the time to match (the second user's queue:join sent, to match:found
+//     at both) with nothing else going on; the rest 16 at a time, for queue and match
+//     operations per second (each a round trip through the server and its store), the
+//     server's CPU per operation, and the time to match under that load.
 //
 //   node bench/load.js idle --url http://127.0.0.1:PORT --pid SERVER_PID [--clients 1000]
 //        [--warm 20] [--timeout 120]
@@ -215,13 +217,14 @@ async function relay() {
     socks[i] = await connect(people[i].token);
   });
 
-  log('pairing through queue:join and match:join');
   // The pairing phase is measured too: queue and match operations through the whole server.
+  // The first `solo` pairs are formed one at a time (time to match with nothing else going on),
+  // the rest 16 at a time (operations/s, and time to match under that load).
+  const solo = Math.min(intArg('solo', 50), Math.floor(pairs / 4));
   const matchIds = new Array(pairs);
+  const soloMatchMs = [];
   const matchMs = [];
-  const pairCpu0 = pid ? readCpuMs(pid) : 0;
-  const pairT0 = performance.now();
-  await pool(pairs, 16, async (p) => {
+  const pairOne = (times) => async (p) => {
     const [a, b] = [socks[2 * p], socks[2 * p + 1]];
     const found = [a, b].map((s) => withTimeout(new Promise((resolve) => s.once('match:found', resolve)), 'match:found'));
     const first = await call(a, 'queue:join', { mode: 'video', topics: [people[2 * p].topic] });
@@ -231,17 +234,24 @@ async function relay() {
     if (!second.ok || !second.matchId) throw new Error(`queue:join did not match: ${JSON.stringify(second)}`);
     const [fa, fb] = await Promise.all(found);
     // Time to match: the second user's queue:join sent, to match:found at both users.
-    matchMs.push(performance.now() - sent);
+    times.push(performance.now() - sent);
     if (fa.matchId !== second.matchId || fb.matchId !== second.matchId) throw new Error('match:found for another match');
     for (const s of [a, b]) {
       const ack = await call(s, 'match:join', { matchId: second.matchId });
       if (!ack.ok) throw new Error(`match:join refused: ${JSON.stringify(ack)}`);
     }
     matchIds[p] = second.matchId;
-  });
+  };
+  log(`pairing ${solo} pairs one at a time through queue:join and match:join`);
+  for (let p = 0; p < solo; p++) await pairOne(soloMatchMs)(p);
+  log(`pairing ${pairs - solo} pairs 16 at a time`);
+  const pairCpu0 = pid ? readCpuMs(pid) : 0;
+  const pairT0 = performance.now();
+  await pool(pairs - solo, 16, (i) => pairOne(matchMs)(solo + i));
   const pairSeconds = (performance.now() - pairT0) / 1000;
   const pairCpuMs = pid ? readCpuMs(pid) - pairCpu0 : null;
   matchMs.sort((x, y) => x - y);
+  soloMatchMs.sort((x, y) => x - y);
 
   let ackFailures = 0;
   let firstFailure = null;
@@ -329,9 +339,12 @@ async function relay() {
     serverCpuUsPerMsg: serverCpuMs === null ? null : round((serverCpuMs * 1000) / messages, 1),
     serverCpuPercent: serverCpuMs === null ? null : round(serverCpuMs / 10 / seconds, 0),
     loadCpuPercent: round((own.user + own.system) / 10000 / seconds, 0),
-    // The pairing phase: 2 queue:join and 2 match:join a pair, 16 pairs at a time.
-    queueOpsPerSec: round((4 * pairs) / pairSeconds, 1),
-    serverCpuUsPerQueueOp: pairCpuMs === null ? null : round((pairCpuMs * 1000) / (4 * pairs), 1),
+    // The pairing phase: 2 queue:join and 2 match:join a pair; one pair at a time, then 16 at a time.
+    soloPairs: solo,
+    soloMatchP50Ms: round(percentile(soloMatchMs, 50)),
+    soloMatchP99Ms: round(percentile(soloMatchMs, 99)),
+    queueOpsPerSec: round((4 * (pairs - solo)) / pairSeconds, 1),
+    serverCpuUsPerQueueOp: pairCpuMs === null ? null : round((pairCpuMs * 1000) / (4 * (pairs - solo)), 1),
     matchP50Ms: round(percentile(matchMs, 50)),
     matchP99Ms: round(percentile(matchMs, 99)),
     ackFailures,
