@@ -105,7 +105,7 @@ class CallService:
     ) -> None:
         self._db = db
         self.writer = writer or BatchWriter(db)
-        self.activity = ActivityRecorder(db, self.writer)
+        self.activity = ActivityRecorder(db, self.writer, kept=(settings or CallSettings()).people_kept)
         self._people: OrderedDict[str, _Person] = OrderedDict()
         self._notify = notifier
         self._clock = clock

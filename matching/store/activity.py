@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,19 +40,25 @@ class ActivityRecorder:
     Deciding a status change needs the user's current row. Reading it each time cost three
     statements a change; now it is read once (the first change after the server starts, or
     after the user went OFFLINE) and the writes go out with the next batch. This process is
-    the only writer of a connected user's rows.
+    the only writer of a connected user's rows. At most `kept` users are held (the least
+    recently changed go first); one dropped is read again.
     """
 
-    def __init__(self, db: async_sessionmaker[AsyncSession], writer: BatchWriter) -> None:
+    def __init__(self, db: async_sessionmaker[AsyncSession], writer: BatchWriter, *, kept: int = 100_000) -> None:
         self._db = db
         self._writer = writer
-        self._rows: dict[str, _Row | None] = {}  # None: the user has no row yet
+        self._kept = max(1, kept)
+        self._rows: OrderedDict[str, _Row | None] = OrderedDict()  # None: the user has no row yet
+
+    async def _current(self, user_id: str) -> _Row | None:
+        while user_id not in self._rows:  # read again should it be dropped while being read
+            await self._load([user_id])
+        self._rows.move_to_end(user_id)
+        return self._rows[user_id]
 
     async def record(self, user_id: str, status: ActivityStatus, now: datetime, mode: CallMode | None = None) -> None:
         """Close the user's current row at `now` and start one for `status` (unless it is unchanged)."""
-        if user_id not in self._rows:
-            await self._load([user_id])
-        current = self._rows.get(user_id)
+        current = await self._current(user_id)
         if current is not None:
             if current.status is status and current.mode is mode:
                 current.last_seen = max(current.last_seen, now)
@@ -76,15 +84,13 @@ class ActivityRecorder:
 
     async def status(self, user_id: str) -> ActivityStatus | None:
         """The status of the user's current row, None before their first."""
-        if user_id not in self._rows:
-            await self._load([user_id])
-        current = self._rows.get(user_id)
+        current = await self._current(user_id)
         return None if current is None else current.status
 
     async def heartbeat(self, user_ids: Iterable[str], now: datetime) -> int:
         """Extend the current row of each user to `now` (not an OFFLINE one); returns rows touched."""
         ids = list(user_ids)
-        await self._load([uid for uid in ids if uid not in self._rows])
+        await self._load(ids)
         touched = [row for uid in ids if (row := self._rows.get(uid)) and row.status is not ActivityStatus.OFFLINE]
         for row in touched:
             row.last_seen = max(row.last_seen, now)
@@ -92,22 +98,31 @@ class ActivityRecorder:
         return len(touched)
 
     async def _load(self, user_ids: list[str]) -> None:
-        if not user_ids:
+        """Read the current row of those of `user_ids` not in memory; none of `user_ids` is dropped for it."""
+        missing = [uid for uid in dict.fromkeys(user_ids) if uid not in self._rows]
+        if not missing:
             return
         # Earlier writes of these users may still be on their way: read after them.
         await self._writer.flush()
         async with self._db() as s:
-            rows = await latest_rows(s, user_ids)
+            rows = await latest_rows(s, missing)
         newest: dict[str, UserActivity] = {}
         for row in rows:
             seen = newest.get(row.user_id)
             if seen is None or row.id > seen.id:
                 newest[row.user_id] = row
-        for user_id in user_ids:
+        fresh = [uid for uid in missing if uid not in self._rows]  # another read may have filled some
+        excess = len(self._rows) + len(fresh) - self._kept
+        if excess > 0:
+            # The least recently changed go, never one of those asked for.
+            wanted = set(user_ids)
+            victims = list(itertools.islice((uid for uid in self._rows if uid not in wanted), excess))
+            for uid in victims:
+                del self._rows[uid]
+        for user_id in fresh:
             row = newest.get(user_id)
-            self._rows.setdefault(
-                user_id, None if row is None else _Row(row.id, row.status, row.mode, row.joined_at, row.last_seen)
-            )
+            self._rows[user_id] = None if row is None else _Row(row.id, row.status, row.mode, row.joined_at, row.last_seen)
+
 
 async def latest_rows(session: AsyncSession, user_ids: Iterable[str] | None = None) -> list[UserActivity]:
     """Each user's newest activity row (of `user_ids`, or of everyone)."""

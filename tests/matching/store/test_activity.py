@@ -82,3 +82,23 @@ async def test_status_of_a_user_without_rows_is_none(db) -> None:  # type: ignor
     assert await recorder.status(ann) is ActivityStatus.ONLINE
     await writer.close()
     assert len(await _rows(sessions, ann)) == 1
+
+
+async def test_a_user_dropped_from_memory_is_read_again(db) -> None:  # type: ignore[no-untyped-def]
+    sessions, writer, _, ann = await _setup(db)
+    async with sessions.begin() as s:
+        bob = (await users.create_user(s, display_name="Bob", now=T0)).id
+    recorder = ActivityRecorder(sessions, writer, kept=1)  # each of them pushes the other out
+    await recorder.record(ann, ActivityStatus.ONLINE, T0)
+    await recorder.record(bob, ActivityStatus.ONLINE, T0)
+    await recorder.record(ann, ActivityStatus.SEARCHING, T0 + S, CallMode.TEXT)
+    await recorder.record(bob, ActivityStatus.SEARCHING, T0 + S, CallMode.VIDEO)
+    await recorder.record(ann, ActivityStatus.IN_CALL, T0 + 3 * S, CallMode.TEXT)
+    assert await recorder.heartbeat([ann, bob], T0 + 4 * S) == 2
+    await writer.close()
+    assert await _rows(sessions, ann) == [
+        ("ONLINE", None, T0, T0 + S),
+        ("SEARCHING", "TEXT", T0 + S, T0 + 3 * S),
+        ("IN_CALL", "TEXT", T0 + 3 * S, T0 + 4 * S),
+    ]
+    assert await _rows(sessions, bob) == [("ONLINE", None, T0, T0 + S), ("SEARCHING", "VIDEO", T0 + S, T0 + 4 * S)]
