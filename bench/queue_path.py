@@ -59,7 +59,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     notifier = FoundTimes()
     service = CallService(db=session_factory(engine), notifier=notifier, clock=SystemClock())
     # Statements through the async engine, and through the batch writer's own connection (SQLite).
-    for sync_engine in (engine.sync_engine, service.writer._sync):
+    for sync_engine in (engine.sync_engine, service.writer.engine):
         if sync_engine is not None:
             event.listen(sync_engine, "before_cursor_execute", count)
     people = [(Identity(f"a{i:06}", Role.USER, f"a{i}"), Identity(f"b{i:06}", Role.USER, f"b{i}"))

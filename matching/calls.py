@@ -104,12 +104,12 @@ class CallService:
         writer: BatchWriter | None = None,
     ) -> None:
         self._db = db
-        self.writer = writer or BatchWriter(db)
-        self.activity = ActivityRecorder(db, self.writer, kept=(settings or CallSettings()).people_kept)
-        self._people: OrderedDict[str, _Person] = OrderedDict()
         self._notify = notifier
         self._clock = clock
         self.settings = settings or CallSettings()
+        self.writer = writer or BatchWriter(db)
+        self.activity = ActivityRecorder(db, self.writer, kept=self.settings.people_kept)
+        self._people: OrderedDict[str, _Person] = OrderedDict()
         self._queue: MatchQueue = queue or LocalQueue()
         self._lock = asyncio.Lock()
         # A user's own queue operations (join, leave, disconnect, session end, grace expiry)
@@ -436,17 +436,11 @@ class CallService:
     async def _open_match(self, opening: _Opening) -> str | None:
         """Once the match is stored, tell both people; if it could not be, they wait again."""
         state, (first, second) = opening.state, (opening.claimed.first, opening.claimed.second)
+        await asyncio.wait([opening.stored])
         try:
-            try:
-                await opening.stored
-            except Exception:
-                log.exception("could not store a match; both wait again")
-                async with self._lock:
-                    for ticket in (first, second):
-                        del self._user_match[ticket.user_id]
-                    await self._queue.add(opening.claimed.pairing.first, first)
-                    await self._queue.add(opening.claimed.pairing.second, second)
-                    await self._arm_fallback()
+            if opening.stored.exception() is not None:
+                log.error("could not store a match; both wait again", error=repr(opening.stored.exception()))
+                await self._requeue(opening)
                 return None
             for ticket in (first, second):
                 person = self._people.get(ticket.user_id)
@@ -463,6 +457,16 @@ class CallService:
             self._announcing.pop(state.id).set()
         log.info("match found", match_id=state.id, reason=opening.claimed.pairing.reason, mode=state.mode)
         return state.id
+
+    async def _requeue(self, opening: _Opening) -> None:
+        """Both people of a match that could not be stored wait again, as they were."""
+        claimed = opening.claimed
+        async with self._lock:
+            for ticket in (claimed.first, claimed.second):
+                del self._user_match[ticket.user_id]
+            await self._queue.add(claimed.pairing.first, claimed.first)
+            await self._queue.add(claimed.pairing.second, claimed.second)
+            await self._arm_fallback()
 
     async def _met_after(self, ticket: Ticket, other_user_id: str) -> list[str]:
         """The matchedUserIds of the ticket's session once `other_user_id` is added."""

@@ -34,6 +34,8 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter
 
+from .database import create_sync_engine
+
 log = structlog.get_logger("pairwire.store")
 
 # How long a write nobody waits for may wait for others to share its transaction (seconds).
@@ -95,8 +97,9 @@ class BatchWriter:
         self._pending: list[_Job] = []
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._sync = _sync_sqlite_engine(db)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="pairwire-writer") if self._sync else None
+        # The writer's own synchronous connection (a SQLite file), or None (it uses `db`).
+        self.engine = _sync_sqlite_engine(db)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="pairwire-writer") if self.engine else None
         self.batches = 0
         self.writes = 0
 
@@ -148,8 +151,8 @@ class BatchWriter:
             job.outcomes = [True] * len(job.writes)
         try:
             if any(job.writes for job in jobs):
-                if self._sync is not None:
-                    await asyncio.get_running_loop().run_in_executor(self._thread, _execute_sync, self._sync, jobs)
+                if self.engine is not None:
+                    await asyncio.get_running_loop().run_in_executor(self._thread, _execute_sync, self.engine, jobs)
                 else:
                     async with self._db.begin() as s:
                         await _execute(s, jobs)
@@ -172,8 +175,8 @@ class BatchWriter:
         await self.flush()
         if self._thread is not None:
             self._thread.shutdown(wait=True)
-        if self._sync is not None:
-            self._sync.dispose()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def _fail(job: _Job, error: Exception) -> None:
@@ -228,7 +231,5 @@ def _sync_sqlite_engine(db: async_sessionmaker[AsyncSession]) -> Engine | None:
     url = bind.url
     if not url.database or url.database == ":memory:":
         return None
-    from .database import create_sync_engine
-
     return create_sync_engine(url.set(drivername="sqlite"))
 

@@ -51,7 +51,7 @@ async def writer(db):  # type: ignore[no-untyped-def]
 
 async def test_the_writer_path_fits_the_database(db, writer: BatchWriter) -> None:  # type: ignore[no-untyped-def]
     # SQLite files get the writer's own synchronous connection; PostgreSQL goes through asyncpg.
-    assert (writer._sync is not None) is (db.kind == "sqlite")
+    assert (writer.engine is not None) is (db.kind == "sqlite")
 
 
 async def test_concurrent_writes_share_transactions_and_all_land(db, writer: BatchWriter) -> None:  # type: ignore[no-untyped-def]
